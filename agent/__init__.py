@@ -1,0 +1,1 @@
+"""Dialogue manager, LM backends, router and the Python agent API."""

@@ -1,0 +1,1 @@
+"""Benchmarks measured against named baselines in the same run."""

@@ -1,0 +1,1 @@
+"""Offline evaluation: retrieval and answer-quality metrics, runs, reports."""

@@ -1,0 +1,1 @@
+"""Jinja prompt templates and the one function that renders them."""

@@ -1,0 +1,9 @@
+"""Documents in, ranked cited passages out: loading, chunking, embedding, hybrid index, knowledge bases.
+
+Imports here stay light; torch, faiss and sentence-transformers load inside the modules that use them.
+"""
+
+from retrieval.errors import RetrievalError
+from retrieval.types import Document, Filters, Hit
+
+__all__ = ["Document", "Filters", "Hit", "RetrievalError"]

@@ -1,0 +1,18 @@
+"""Where citewise keeps its data: one directory, chosen explicitly, by CITEWISE_HOME, or per user."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve the data directory: `explicit`, else $CITEWISE_HOME, else the per-user data dir."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = os.environ.get("CITEWISE_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("citewise", appauthor=False))
