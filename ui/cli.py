@@ -1,0 +1,45 @@
+"""The `citewise` command: parses arguments and hands off to one command module per area."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ui import cli_eval, cli_retrieval
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citewise",
+        description="Question answering over your own documents, with every claim cited.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="where knowledge bases and sessions live (default: $CITEWISE_HOME or the per-user data dir)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_retrieval.register(sub)
+    cli_eval.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from retrieval.errors import RetrievalError
+
+    try:
+        return int(args.func(args) or 0)
+    except (RetrievalError, ValueError, FileNotFoundError) as e:
+        print(f"citewise: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("citewise: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
