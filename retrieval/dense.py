@@ -1,9 +1,9 @@
 """The dense half of the hybrid index: FAISS inner product over unit vectors, keyed by chunk id.
 
-Three kinds share one API. "flat" is exact and what a knowledge base uses; "ivf" and "hnsw" are the
-approximate kinds for millions of chunks (benchmarks/bench_scale.py measures them). A metadata filter
-is applied inside FAISS through an ID selector, and an approximate kind that comes back short under a
-tight filter falls back to an exact scan of the allowed ids, so a filter never hides a match.
+Three kinds share one API. "flat" is exact and what a knowledge base uses; "ivf" and "hnsw" are
+the approximate kinds for millions of chunks (benchmarks/bench_scale.py measures them). A metadata
+filter is applied inside FAISS through an ID selector, and an approximate kind that comes back short
+under a tight filter falls back to an exact scan of the allowed ids: a filter never hides a match.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ _REINDEX_HINT = "rebuild it with `citewise kb reindex NAME`"
 
 
 class DenseIndex:
-    """FAISS inner-product index over unit vectors, keyed by int64 chunk ids (IndexIDMap2)."""
+    """FAISS inner-product index over unit vectors, keyed by int64 chunk ids.
+
+    Flat and HNSW sit inside an IndexIDMap2; IVF keeps the ids in its own lists.
+    """
 
     def __init__(
         self,
@@ -135,12 +138,12 @@ class DenseIndex:
             return 0
         if self.kind != "hnsw":
             return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
-        # HNSW graphs cannot drop nodes: rebuild from the vectors that stay (O(n), rare in practice).
+        # HNSW graphs cannot drop nodes: rebuild from the vectors that stay (O(n); rare in use).
         all_ids = self._all_ids()
         keep = ~np.isin(all_ids, ids)
         removed = int(all_ids.size - keep.sum())
         if removed:
-            inner = faiss.downcast_index(self._index.index)
+            inner: Any = faiss.downcast_index(self._index.index)
             kept = inner.reconstruct_batch(np.flatnonzero(keep).astype(np.int64))
             rebuilt = DenseIndex(
                 self.dim,
@@ -156,7 +159,7 @@ class DenseIndex:
     def search(
         self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return (ids int64, scores float32) of the best `k`, best first, restricted to `allowed_ids`."""
+        """Return (ids int64, scores float32) of the best `k`, best first, among `allowed_ids`."""
         q = self._check_vectors(np.asarray(query).reshape(1, -1))
         empty = np.empty(0, np.int64), np.empty(0, np.float32)
         if k <= 0 or len(self) == 0:
@@ -224,7 +227,7 @@ class DenseIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         params_cls: Any = {
             "flat": faiss.SearchParameters,
-            "hnsw": faiss.SearchParametersHNSW,
+            "hnsw": faiss.SearchParametersHNSW,  # type: ignore[attr-defined]
             "ivf": faiss.SearchParametersIVF,
         }[self.kind]
         params = params_cls()
@@ -232,7 +235,7 @@ class DenseIndex:
             params.efSearch = max(self.ef_search, k)
         elif self.kind == "ivf":
             params.nprobe = nprobe or self._nprobe
-        # A small sorted list is cheapest to probe by bisection; a big one by IDSelectorBatch's hash.
+        # A short sorted list is cheapest to probe by bisection; a long one by a hash set.
         selector = None
         if allowed is not None:
             selector = (
@@ -249,7 +252,7 @@ class DenseIndex:
     def _exact_subset(
         self, q: np.ndarray, k: int, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact search over the allowed ids, for when an approximate filtered search came back short."""
+        """Exact search over the allowed ids, for when a filtered ANN search came back short."""
         if self.kind == "ivf":  # probing every list with the selector is exact
             return self._faiss_search(q, k, allowed, nprobe=self._nlist)
         all_ids = self._all_ids()

@@ -138,7 +138,7 @@ def test_load_rejects_changed_file(data, tmp_path):
     path = tmp_path / "dense.faiss"
     sha = built("flat", ids, vecs).save(path)
     built("flat", ids[:5], vecs[:5]).save(path)
-    with pytest.raises(ManifestMismatchError, match="checksum.*reindex"):
+    with pytest.raises(ManifestMismatchError, match=r"checksum.*reindex"):
         DenseIndex.load(path, expected_sha256=sha)
 
 
@@ -146,7 +146,7 @@ def test_load_rejects_other_dimension(data, tmp_path):
     ids, vecs = data
     path = tmp_path / "dense.faiss"
     built("flat", ids, vecs).save(path)
-    with pytest.raises(ManifestMismatchError, match="16-dimensional.*384-dimensional.*reindex"):
+    with pytest.raises(ManifestMismatchError, match=r"16-dimensional.*384-dimensional.*reindex"):
         DenseIndex.load(path, expected_dim=384)
 
 

@@ -1,0 +1,126 @@
+"""The Python agent API: `Agent` is the composition root that builds every part once and runs turns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.citations import SupportScorer
+from agent.config import AgentConfig
+from agent.dialogue import DialogueManager, TurnConfig
+from agent.protocols import LM, CancelToken
+from agent.state import DialogueStore, SessionInfo, TurnRecord
+from agent.types import Done, Event, Reply
+from prompts import render
+from retrieval.lang import detect_lang
+from retrieval.types import Filters
+
+
+class Agent:
+    """Ask questions of your knowledge bases; every session's history is kept in SQLite."""
+
+    def __init__(self, config: AgentConfig | None = None, *, lm: LM | None = None) -> None:
+        from agent.gate import DEFAULT_THRESHOLD
+        from agent.lm import load_lm
+        from agent.router import load_router
+        from retrieval.embedders import load_embedder
+        from retrieval.kb import Library
+        from retrieval.paths import data_dir
+        from retrieval.search import FusionConfig, HybridSearcher
+
+        self.config = cfg = config or AgentConfig()
+        self.data_dir = data_dir(cfg.data_dir)
+        self.library = Library(self.data_dir)
+        fusion = FusionConfig(weights=cfg.fusion_weights) if cfg.fusion_weights else FusionConfig()
+        self.searcher = HybridSearcher(self.library, fusion)
+        self.lm = lm or load_lm(
+            cfg.lm, cache_dir=self.data_dir / "models", device=cfg.device, model=cfg.lm_model
+        )
+        verifier = load_embedder(cfg.verifier)
+        self.store = DialogueStore(self.data_dir / "dialogue.db")
+        router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
+        self.router = load_router(router_dir, verifier)
+        self.manager = DialogueManager(
+            lm=self.lm,
+            searcher=self.searcher,
+            router=self.router,
+            store=self.store,
+            scorer=SupportScorer(verifier),
+            kb_domains={i.name: i.domain for i in self.library.list()},
+            config=TurnConfig(
+                k=cfg.k,
+                max_new_tokens=cfg.max_new_tokens,
+                time_limit_s=cfg.time_limit_s,
+                history_turns=cfg.history_turns,
+                gate_threshold=cfg.gate_threshold if cfg.gate_threshold is not None else DEFAULT_THRESHOLD,
+                strict=cfg.strict,
+            ),
+        )
+
+    @classmethod
+    def from_config(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> Agent:
+        """Build from a dict, a .toml/.json file, or keyword arguments (which win)."""
+        return cls(AgentConfig.load(source, **overrides))
+
+    def refresh_knowledge_bases(self) -> None:
+        """Pick up knowledge bases created or dropped since the agent started."""
+        self.manager.kb_domains = {i.name: i.domain for i in self.library.list()}
+
+    def stream(
+        self,
+        message: str,
+        session_id: str | None = None,
+        *,
+        kbs: Sequence[str] | None = None,
+        filters: Filters | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Event]:
+        """Events of one turn: Rewritten, Routed, Retrieved, Token..., Done(reply)."""
+        if not message or not message.strip():
+            raise ValueError("the message is empty: type a question")
+        sid = session_id or self.store.create_session(title=message.strip()[:60])
+        chosen = list(kbs) if kbs else list(self.config.kbs) or None
+        return self.manager.turn(sid, message, kbs=chosen, filters=filters, cancel=cancel)
+
+    def ask(self, message: str, session_id: str | None = None, **kwargs: Any) -> Reply:
+        """Run one turn to the end and return its Reply."""
+        for event in self.stream(message, session_id, **kwargs):
+            if isinstance(event, Done):
+                return event.reply
+        raise RuntimeError("the turn ended without a reply")  # unreachable: turn() always ends with Done
+
+    def new_session(self, title: str = "") -> str:
+        return self.store.create_session(title)
+
+    def sessions(self) -> list[SessionInfo]:
+        return self.store.sessions()
+
+    def history(self, session_id: str) -> list[TurnRecord]:
+        return self.store.history(session_id)
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        self.store.rename_session(session_id, title)
+
+    def delete_session(self, session_id: str) -> bool:
+        return self.store.delete_session(session_id)
+
+    def feedback(self, turn_id: int, rating: int, comment: str = "") -> int:
+        return self.store.add_feedback(turn_id, rating, comment)
+
+    def summarize(self, kb: str, doc_id: str, *, lang: str | None = None, sentences: int = 3) -> str:
+        """A short summary of one stored document, in `lang` (default: the document's language)."""
+        doc = self.library.document_text(kb, doc_id)
+        lang = lang or detect_lang(doc.text)
+        prompt = render("summarize", lang, title=doc.title, text=doc.text[:6000], sentences=sentences)
+        return "".join(self.lm.stream([{"role": "user", "content": prompt}])).strip()
+
+    def translate(self, text: str, target_lang: str) -> str:
+        """Translate an answer between Chinese and English, keeping [n] markers."""
+        if target_lang not in ("en", "zh"):
+            raise ValueError(f"target_lang must be 'en' or 'zh', not {target_lang!r}")
+        prompt = render("translate", target_lang, text=text)
+        return "".join(self.lm.stream([{"role": "user", "content": prompt}])).strip()

@@ -1,0 +1,63 @@
+"""Agent configuration: one dataclass, read from keyword arguments, a dict, or a TOML/JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    data_dir: str | None = None  # default: $CITEWISE_HOME or the per-user data dir
+    lm: str = "bundled:smollm2"  # a local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL
+    lm_model: str = ""  # model name sent to an OpenAI-compatible server
+    device: str | None = None  # "cuda" | "cpu"; default: CUDA when available
+    verifier: str = "bundled:e5"  # embedder for citation support and the evidence gate
+    router: str | None = None  # trained router folder; default <data_dir>/router, else prototypes
+    kbs: tuple[str, ...] = ()  # search only these; default: the router picks by domain
+    k: int = 5
+    max_new_tokens: int = 256
+    time_limit_s: float | None = 60.0
+    history_turns: int = 3
+    gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD
+    strict: bool = True
+    fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.max_new_tokens < 1:
+            raise ValueError("k and max_new_tokens must be at least 1")
+        if self.device not in (None, "cuda", "cpu"):
+            raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
+
+    @classmethod
+    def load(cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any) -> AgentConfig:
+        """From a dict, a .toml or .json file, or nothing; keyword overrides win."""
+        values: dict[str, Any] = {}
+        if isinstance(source, Mapping):
+            values.update(source)
+        elif source is not None:
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"config file {path} not found")
+            if path.suffix == ".toml":
+                import tomllib
+
+                values.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            elif path.suffix == ".json":
+                values.update(json.loads(path.read_text(encoding="utf-8")))
+            else:
+                raise ValueError(f"config file {path}: use .toml or .json")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+        if "kbs" in values:
+            values["kbs"] = tuple(values["kbs"])
+        if "fusion_weights" in values:
+            values["fusion_weights"] = {k: tuple(v) for k, v in values["fusion_weights"].items()}
+        return cls(**values)

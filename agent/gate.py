@@ -1,0 +1,45 @@
+"""Evidence gate: refuse instead of letting the LM invent when retrieval found nothing strong enough.
+
+Strength = the best support score (agent/citations.py) between the query and any of the top
+passages: the same lexical + embedding measure that verifies citations. The threshold is chosen by
+measurement (`python -m evals.gate_calibration`, README "Evidence gate").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.citations import SupportScorer
+from retrieval.types import Hit
+
+# Measured by evals/gate_calibration.py; see the README for the table behind it.
+DEFAULT_THRESHOLD = 0.45
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    strength: float
+    best: int  # index of the strongest hit, -1 when there were none
+
+
+def evidence_strength(query: str, hits: Sequence[Hit], scorer: SupportScorer, top: int = 5) -> GateDecision:
+    """How well the top hits cover the query (threshold not applied)."""
+    if not hits:
+        return GateDecision(False, 0.0, -1)
+    row = scorer.scores([query], [h.text for h in hits[:top]])[0]
+    best = max(range(len(row)), key=lambda i: row[i][0])
+    return GateDecision(True, row[best][0], best)
+
+
+def gate(
+    query: str,
+    hits: Sequence[Hit],
+    scorer: SupportScorer,
+    threshold: float = DEFAULT_THRESHOLD,
+    top: int = 5,
+) -> GateDecision:
+    """Pass when the strongest of the top hits reaches `threshold`."""
+    d = evidence_strength(query, hits, scorer, top)
+    return GateDecision(d.best >= 0 and d.strength >= threshold, d.strength, d.best)

@@ -1,0 +1,345 @@
+"""Dialogue state: sessions, their turns with the evidence each answer saw, and user feedback.
+
+One SQLite file (`<data_dir>/dialogue.db`), schema in agent/migrations.py, browsable with
+sqlite-utils or Datasette. A turn and its evidence rows commit in one transaction, so a crash
+keeps a turn whole or not at all. WAL with synchronous=FULL: a chat turn takes seconds, so one
+fsync per turn costs nothing noticeable and a turn reported as saved survives a power cut, where
+NORMAL would only survive a crash of the process.
+
+Thread safety: one connection guarded by a lock. SQLite runs one writer at a time anyway, reads
+take milliseconds, and a single connection has nothing per thread to leak or close. Other
+processes (the CLI beside the UI) are handled by WAL, `BEGIN IMMEDIATE` and the busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from sqlite_utils import Database
+
+from agent.migrations import connect, immediate, utc_now
+from retrieval.types import Hit
+
+BUSY_TIMEOUT_S = 10.0
+
+
+class DialogueStoreError(Exception):
+    """The dialogue store cannot be opened or used as asked."""
+
+
+class SessionNotFoundError(DialogueStoreError, LookupError):
+    """A session id that is not in the store."""
+
+
+class TurnNotFoundError(DialogueStoreError, LookupError):
+    """A turn id that is not in the store (its session may have been deleted)."""
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """A passage the model was shown for a turn; its place in `TurnRecord.evidence` is its rank."""
+
+    kb: str
+    doc_id: str
+    chunk_id: int
+    score: float
+    text: str
+    title: str = ""
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> EvidenceRecord:
+        return cls(hit.kb, hit.doc_id, int(hit.chunk_id), float(hit.score), hit.text, hit.title)
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """Everything a completed or interrupted turn stores.
+
+    `id`, `session_id`, `idx` (0-based turn number within the session) and `created_at` are set
+    by the store when it reads a turn back; `append_turn` ignores them.
+    """
+
+    user_text: str
+    answer: str = ""  # partial when interrupted
+    rewritten_query: str = ""
+    intent: str = ""
+    domain: str = ""
+    route: Mapping[str, Any] = field(default_factory=dict)
+    citations: tuple[Mapping[str, Any], ...] = ()
+    refused: bool = False
+    interrupted: bool = False
+    notices: tuple[str, ...] = ()
+    latencies: Mapping[str, float] = field(default_factory=dict)  # e.g. {"ttft_ms": 412.0}
+    model: str = ""
+    evidence: tuple[EvidenceRecord, ...] = ()
+    id: int | None = None
+    session_id: str = ""
+    idx: int = -1
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as listed in the UI; `turns` is how many turns it holds."""
+
+    id: str
+    title: str
+    created_at: str
+    updated_at: str  # when the last turn was appended (or the session created)
+    turns: int
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """A rating of one turn: +1 or -1, with an optional comment."""
+
+    id: int
+    turn_id: int
+    rating: int
+    comment: str
+    created_at: str
+
+
+class DialogueStore:
+    """Sessions, turns, evidence and feedback in one SQLite file; safe to share across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = connect(self.path, BUSY_TIMEOUT_S)
+        except sqlite3.DatabaseError as e:
+            raise DialogueStoreError(_open_error(self.path, e)) from e
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> DialogueStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def create_session(self, title: str = "") -> str:
+        """Start an empty session and return its id (uuid4 hex)."""
+        session_id = uuid.uuid4().hex
+        now = utc_now()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                [session_id, str(title), now, now],
+            )
+        return session_id
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, most recently active first."""
+        with self._read() as db:
+            rows = list(db.query(_SESSIONS_SQL.format(where="") + _NEWEST_FIRST))
+        return [SessionInfo(**row) for row in rows]
+
+    def session(self, session_id: str) -> SessionInfo:
+        with self._read() as db:
+            rows = list(db.query(_SESSIONS_SQL.format(where="WHERE s.id = ?"), [session_id]))
+        if not rows:
+            raise SessionNotFoundError(_no_session(session_id))
+        return SessionInfo(**rows[0])
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        with self._write() as db:
+            cur = db.execute("UPDATE sessions SET title = ? WHERE id = ?", [str(title), session_id])
+            if cur.rowcount == 0:
+                raise SessionNotFoundError(_no_session(session_id))
+
+    def delete_session(self, session_id: str) -> bool:
+        """Remove the session with its turns, evidence and feedback; False if it did not exist."""
+        with self._write() as db:
+            # Turns, evidence and feedback go by ON DELETE CASCADE (foreign_keys is on).
+            return db.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount > 0
+
+    def history(self, session_id: str, limit: int | None = None) -> list[TurnRecord]:
+        """The session's last `limit` turns (all when None), oldest first; [] for an unknown id."""
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        ids_sql = "SELECT id FROM turns WHERE session_id = ? ORDER BY idx DESC LIMIT ?"
+        with self._read() as db:
+            turns = _load_turns(db, ids_sql, [session_id, -1 if limit is None else limit])
+        return sorted(turns.values(), key=lambda t: t.idx)
+
+    def append_turn(self, session_id: str, turn: TurnRecord) -> int:
+        """Store `turn` and its evidence in one transaction, creating the session if missing.
+
+        Returns the new turn's id. The turn number is the session's next one (0 for the first).
+        """
+        if not isinstance(session_id, str) or not session_id.strip():
+            raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
+        row = _turn_row(turn)
+        evidence = [_evidence_row(rank, ev) for rank, ev in enumerate(turn.evidence)]
+        now = utc_now()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, '', ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+                [session_id, now, now],
+            )
+            (idx,) = db.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM turns WHERE session_id = ?", [session_id]
+            ).fetchone()
+            row.update(session_id=session_id, idx=idx, evidence_count=len(evidence), created_at=now)
+            turn_id = cast(int, db.table("turns").insert(row).last_pk)
+            db.table("evidence").insert_all({"turn_id": turn_id, **ev} for ev in evidence)
+        return turn_id
+
+    def add_feedback(self, turn_id: int, rating: int, comment: str = "") -> int:
+        """Record a +1 / -1 rating of a turn; return the feedback id. Ratings accumulate."""
+        if isinstance(rating, bool) or rating not in (1, -1):
+            raise ValueError(f"rating must be 1 (helpful) or -1 (not helpful), got {rating!r}")
+        with self._write() as db:
+            if not db.execute("SELECT 1 FROM turns WHERE id = ?", [turn_id]).fetchone():
+                raise TurnNotFoundError(
+                    f"no turn with id {turn_id!r}; its session may have been deleted, "
+                    "so reload the session before rating"
+                )
+            row = {"turn_id": turn_id, "rating": rating, "comment": str(comment)}
+            return cast(int, db.table("feedback").insert({**row, "created_at": utc_now()}).last_pk)
+
+    def feedback(self) -> list[tuple[FeedbackRecord, TurnRecord]]:
+        """Every rating with the turn it rates (evidence included), oldest first, for export."""
+        with self._read() as db:
+            rows = list(db.query("SELECT * FROM feedback ORDER BY id"))
+            turns = _load_turns(db, "SELECT turn_id FROM feedback", [])
+        return [(FeedbackRecord(**row), turns[row["turn_id"]]) for row in rows]
+
+    @contextmanager
+    def _write(self) -> Iterator[Database]:
+        with self._lock, immediate(self._db) as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Database]:
+        # One read transaction, so the turns and their evidence come from the same snapshot even
+        # while another process appends.
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.rollback()
+
+
+_SESSIONS_SQL = """
+SELECT s.id, s.title, s.created_at, s.updated_at, COUNT(t.id) AS turns
+FROM sessions s LEFT JOIN turns t ON t.session_id = s.id {where}
+GROUP BY s.id
+"""
+_NEWEST_FIRST = "ORDER BY s.updated_at DESC, s.rowid DESC"
+
+
+def _no_session(session_id: str) -> str:
+    return (
+        f"no dialogue session with id {session_id!r}; it may have been deleted. "
+        "List sessions with DialogueStore.sessions() or start one with create_session()"
+    )
+
+
+def _open_error(path: Path, e: sqlite3.DatabaseError) -> str:
+    if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+        return (
+            f"dialogue store {path} is locked by another process (waited {BUSY_TIMEOUT_S:.0f} s); "
+            "close other citewise processes using this data directory and try again"
+        )
+    return (
+        f"dialogue store {path} cannot be opened ({e}); if the file is damaged, move it aside "
+        "and citewise will start a new, empty one"
+    )
+
+
+def _json(value: Any, name: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"turn.{name} must hold only JSON values (str, numbers, bools, None, lists, dicts): {e}"
+        ) from e
+
+
+def _turn_row(turn: TurnRecord) -> dict[str, Any]:
+    """The turns-table columns for `turn`, validated before any transaction starts."""
+    if not isinstance(turn, TurnRecord):
+        raise TypeError(f"append_turn takes a TurnRecord, got {type(turn).__name__}")
+    if not isinstance(turn.user_text, str):
+        raise ValueError(f"turn.user_text must be a string, got {type(turn.user_text).__name__}")
+    return {
+        "user_text": turn.user_text,
+        "rewritten_query": turn.rewritten_query,
+        "intent": turn.intent,
+        "domain": turn.domain,
+        "route_json": _json(dict(turn.route), "route"),
+        "answer": turn.answer,
+        "citations_json": _json([dict(c) for c in turn.citations], "citations"),
+        "refused": int(bool(turn.refused)),
+        "interrupted": int(bool(turn.interrupted)),
+        "notices_json": _json(list(turn.notices), "notices"),
+        # float() also turns numpy scalars from timers into plain JSON numbers.
+        "latencies_json": _json({str(k): float(v) for k, v in turn.latencies.items()}, "latencies"),
+        "model": turn.model,
+    }
+
+
+def _evidence_row(rank: int, ev: EvidenceRecord) -> dict[str, Any]:
+    if not isinstance(ev, EvidenceRecord):
+        raise TypeError(f"turn.evidence must hold EvidenceRecord items, got {type(ev).__name__}")
+    # int()/float() because hits carry numpy scalars, which sqlite3 cannot bind.
+    return {
+        "rank": rank,
+        "kb": ev.kb,
+        "doc_id": ev.doc_id,
+        "chunk_id": int(ev.chunk_id),
+        "score": float(ev.score),
+        "title": ev.title,
+        "text": ev.text,
+    }
+
+
+def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, TurnRecord]:
+    """The turns whose ids `ids_sql` selects, with their evidence, keyed by turn id."""
+    evidence: dict[int, list[EvidenceRecord]] = {}
+    for ev in db.query(
+        f"SELECT * FROM evidence WHERE turn_id IN ({ids_sql}) ORDER BY turn_id, rank", params
+    ):
+        evidence.setdefault(ev["turn_id"], []).append(
+            EvidenceRecord(
+                ev["kb"], ev["doc_id"], ev["chunk_id"], ev["score"], ev["text"], ev["title"]
+            )
+        )
+    turns = {}
+    for r in db.query(f"SELECT * FROM turns WHERE id IN ({ids_sql})", params):
+        del r["evidence_count"]  # for crash checks; len(evidence) says the same
+        r.update(
+            route=json.loads(r.pop("route_json")),
+            citations=tuple(json.loads(r.pop("citations_json"))),
+            notices=tuple(json.loads(r.pop("notices_json"))),
+            latencies=json.loads(r.pop("latencies_json")),
+            refused=bool(r["refused"]),
+            interrupted=bool(r["interrupted"]),
+            evidence=tuple(evidence.get(r["id"], ())),
+        )
+        turns[r["id"]] = TurnRecord(**r)
+    return turns

@@ -1,0 +1,386 @@
+"""Knowledge bases: ingest, update, delete and search documents in one data directory.
+
+SQLite (retrieval/store.py) holds every row, vector and the lexical index; retrieval/kbindex.py
+keeps each knowledge base's FAISS file in step with it and recovers it after a crash. Ingesting
+commits documents in batches, so an interrupted ingest keeps what it committed and a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from retrieval import lexical
+from retrieval.errors import KnowledgeBaseNotFoundError, RetrievalError
+from retrieval.ingest import (
+    KB_LANGS,
+    IngestReport,
+    Prepared,
+    batched,
+    content_hash,
+    default_embedder,
+    majority_domain,
+    majority_lang,
+    prepare,
+)
+from retrieval.kbindex import KBIndexes
+from retrieval.loaders import DEFAULT_MAX_BYTES, Skipped, load_paths
+from retrieval.protocols import Embedder
+from retrieval.store import DocInfo, KBInfo, Store, utc_now
+from retrieval.types import DOMAINS, Document, Filters, Hit
+
+__all__ = ["DocInfo", "IngestReport", "KBInfo", "Library", "default_embedder"]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[^\W_][\w-]{0,127}")
+DEFAULT_CHUNK_TOKENS = 256
+
+
+class Library:
+    """Every knowledge base in one data directory; one per process, safe to search from threads."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        embedder_loader: Callable[[str], Embedder] | None = None,
+        batch_docs: int = 32,
+        save_every_s: float = 10.0,
+    ) -> None:
+        """`batch_docs` documents commit together. During a long ingest the FAISS file is written
+        at most every `save_every_s` seconds, and at the end: a crash in between costs a rebuild
+        from the stored vectors, while writing the whole index after every batch costs O(n²)."""
+        if batch_docs < 1 or save_every_s < 0:
+            raise ValueError("batch_docs must be >= 1 and save_every_s >= 0")
+        self.data_dir = Path(data_dir)
+        self.store = Store(self.data_dir)
+        self.batch_docs = batch_docs
+        self._embedder_loader = embedder_loader
+        self._embedders: dict[str, Embedder] = {}
+        self._embedder_lock = threading.Lock()
+        self.indexes = KBIndexes(
+            self.store, self.data_dir / "indexes", self._embedder, save_every_s
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- knowledge bases -------------------------------------------------------------------
+
+    def create(
+        self,
+        kb: str,
+        domain: str = "general",
+        lang: str | None = None,
+        embedder: str | None = None,
+        *,
+        chunk_tokens: int | None = None,
+        overlap_tokens: int = 0,
+    ) -> KBInfo:
+        """Add an empty knowledge base. Without `embedder` or `lang`, the first documents
+        ingested decide both (see `default_embedder`)."""
+        if not _NAME.fullmatch(kb):
+            raise ValueError(
+                f"knowledge base name {kb!r} is not allowed: use letters, digits, '_' and '-', "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        if domain not in DOMAINS:
+            raise ValueError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+        if lang is not None and lang not in KB_LANGS:
+            raise ValueError(f"unknown language {lang!r}; use one of {', '.join(KB_LANGS)}")
+        spec = embedder or (default_embedder(lang) if lang else "")
+        dim, max_tokens = 0, DEFAULT_CHUNK_TOKENS
+        if spec:
+            emb = self._embedder(spec)
+            dim, max_tokens = emb.dim, emb.max_tokens
+        tokens = chunk_tokens or min(DEFAULT_CHUNK_TOKENS, max_tokens)
+        if not 0 < tokens <= max_tokens or not 0 <= overlap_tokens < tokens:
+            raise ValueError(
+                f"chunk_tokens must be in 1..{max_tokens} (the embedder's limit) and "
+                f"overlap_tokens in 0..chunk_tokens-1; got {chunk_tokens} and {overlap_tokens}"
+            )
+        info = KBInfo(kb, domain, lang or "", spec, dim, tokens, overlap_tokens, 0, utc_now(), 0, 0)
+        with self.indexes.writing():
+            if self.store.kb(kb) is not None:
+                raise ValueError(f"knowledge base {kb!r} exists already; pick another name")
+            self.indexes.forget(kb, files=True)  # files left by a drop that died midway
+            with self.store.write() as db:
+                self.store.insert_kb(db, info)
+        return self.info(kb)
+
+    def list(self) -> builtins.list[KBInfo]:
+        return self.store.kbs()
+
+    def info(self, kb: str) -> KBInfo:
+        info = self.store.kb(kb)
+        if info is None:
+            raise self._missing(kb)
+        return info
+
+    def documents(self, kb: str) -> builtins.list[DocInfo]:
+        self.info(kb)
+        return self.store.documents(kb)
+
+    def open(self, kb: str) -> KBInfo:
+        """Load (or repair) a knowledge base's indexes now rather than at its first search."""
+        self._ensure_lexical(kb)
+        self.indexes.current(kb, self._state(kb)[0])
+        return self.info(kb)
+
+    def embedder(self, kb: str) -> Embedder:
+        """The knowledge base's embedder, loaded once per spec and shared across knowledge bases."""
+        spec = self.info(kb).embedder
+        if not spec:
+            raise RetrievalError(
+                f"knowledge base {kb!r} has no embedder yet: it is chosen from the language of "
+                "the first documents ingested"
+            )
+        return self._embedder(spec)
+
+    def delete_doc(self, kb: str, doc_id: str) -> bool:
+        """Remove a document from SQLite, the lexical index and FAISS; False if it was not there."""
+        self.info(kb)
+        with self.indexes.writing():
+            slot = self.indexes.sync(kb)
+            with self.store.write() as db:
+                ids = self.store.delete_document(db, kb, doc_id)
+                if ids is None:
+                    return False
+                generation = self.store.bump_generation(db, kb)
+            self.indexes.apply(kb, slot, generation, ids, save=True)
+        return True
+
+    def drop(self, kb: str) -> None:
+        """Delete a knowledge base: its rows, its lexical table and its index files."""
+        self.info(kb)
+        with self.indexes.writing():
+            with self.store.write() as db:
+                self.store.delete_kb(db, kb)
+            self.indexes.forget(kb, files=True)
+
+    def reindex(self, kb: str, *, reembed: bool = False) -> KBInfo:
+        """Rebuild the FAISS file and the lexical table from what SQLite stores.
+
+        With `reembed` (implied when the embedder's dimension changed) every chunk is embedded
+        again first, for when the model behind the knowledge base's embedder spec changed.
+        """
+        info = self.info(kb)
+        if not info.embedder:
+            return info
+        emb = self._embedder(info.embedder)
+        vectors = None
+        if reembed or emb.dim != info.dim:
+            rows = self.store.chunk_texts(kb)
+            vectors = _embed_all(emb, [text for _, text in rows])
+        with self.indexes.writing():
+            with self.store.write() as db:
+                if vectors is not None:
+                    # Written only if the chunks did not change while they were being embedded.
+                    if [r[0] for r in self.store.chunk_texts(kb)] != [r[0] for r in rows]:
+                        raise RetrievalError(f"{kb} changed during reindex; run it again")
+                    self.store.set_vectors(db, [r[0] for r in rows], vectors)
+                    self.store.update_kb(db, kb, dim=emb.dim)
+                self.store.refill_fts(db, kb)
+                generation = self.store.bump_generation(db, kb)
+            self.indexes.forget(kb)
+            self.indexes.rebuild(self.info(kb))
+        log.info("reindexed %s at generation %d", kb, generation)
+        return self.info(kb)
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    def ingest_documents(
+        self, kb: str, docs: Iterable[Document], *, progress: bool = True
+    ) -> IngestReport:
+        """Add new documents, replace changed ones and skip unchanged ones (by content hash).
+
+        Documents commit in batches of `batch_docs`; an interrupted ingest keeps the batches
+        committed so far, and running it again carries on where it stopped. A knowledge base
+        that does not exist is created, its domain and language taken from the first batch.
+        """
+        from tqdm import tqdm
+
+        totals = dict.fromkeys(("added", "replaced", "unchanged", "chunks_added"), 0)
+        skipped: list[Skipped] = []
+        bar = tqdm(desc=f"embedding {kb}", unit="chunk", disable=not progress)
+        try:
+            for raw in batched(docs, self.batch_docs):
+                batch = list({d.id: d for d in raw}.values())  # a repeated id: the last one wins
+                info = self._settle(kb, batch)
+                emb = self._embedder(info.embedder)
+                known = self.store.doc_hashes(kb, [d.id for d in batch])
+                todo = [d for d in batch if known.get(d.id) != content_hash(d)]
+                totals["unchanged"] += len(batch) - len(todo)
+                prepared, empty = prepare(
+                    todo,
+                    emb,
+                    chunk_tokens=info.chunk_tokens,
+                    overlap_tokens=info.overlap_tokens,
+                    progress=bar,
+                )
+                skipped += empty
+                if prepared:
+                    added, replaced = self._commit(kb, prepared)
+                    totals["added"] += added
+                    totals["replaced"] += replaced
+                    totals["chunks_added"] += sum(len(p.spans) for p in prepared)
+        finally:
+            bar.close()
+            self.indexes.flush(kb)
+        return IngestReport(**totals, skipped=skipped)
+
+    def ingest_paths(
+        self,
+        kb: str,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        domain: str | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        prune: bool = False,
+        progress: bool = True,
+    ) -> IngestReport:
+        """Ingest files and folders (see `load_paths`); unreadable ones are reported in `skipped`.
+
+        With `prune`, documents that came from under `paths` but whose files are gone are removed.
+        """
+        loaded: list[Skipped] = []
+        seen: set[str] = set()
+
+        def documents() -> Iterator[Document]:
+            for item in load_paths(paths, domain=domain, max_bytes=max_bytes):
+                if isinstance(item, Skipped):
+                    loaded.append(item)
+                else:
+                    seen.add(item.id)
+                    yield item
+
+        report = self.ingest_documents(kb, documents(), progress=progress)
+        removed = 0
+        if prune and self.store.kb(kb) is not None:
+            roots = [str(Path(p).expanduser()) for p in paths]
+            failed = {s.path for s in loaded}
+            for doc in self.store.documents(kb):
+                under = any(doc.source == r or doc.source.startswith(r + os.sep) for r in roots)
+                if under and doc.doc_id not in seen and doc.source not in failed:
+                    removed += self.delete_doc(kb, doc.doc_id)
+        return replace(report, removed=removed, skipped=loaded + report.skipped)
+
+    # --- search primitives (fusion is retrieval/search.py) ---------------------------------
+
+    def dense_search(
+        self, kb: str, query: str, k: int, filters: Filters | None = None
+    ) -> builtins.list[Hit]:
+        """Top `k` chunks by cosine similarity; filters are applied inside FAISS."""
+        slot = self.indexes.current(kb, self._state(kb)[0])
+        if slot is None or k < 1 or not query.strip():
+            return []
+        q = self.embedder(kb).embed_query(query)
+        allowed = self.store.allowed_ids(kb, filters or Filters())
+        ids, scores = self.indexes.search(slot, q, k, allowed)
+        return self.store.hits(kb, ids.tolist(), scores.tolist(), "dense")
+
+    def lexical_search(
+        self, kb: str, query: str, k: int, filters: Filters | None = None
+    ) -> builtins.list[Hit]:
+        """Top `k` chunks by BM25 (SQLite FTS5) over words segmented by retrieval/lexical.py."""
+        self._ensure_lexical(kb)
+        match = lexical.match_query(query)
+        if match is None or k < 1:
+            return []
+        return self.store.lexical(kb, match, k, filters or Filters())
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _state(self, kb: str) -> tuple[int, str]:
+        """(generation, lexical version): one cheap lookup per search, so that changes made by
+        other processes are seen."""
+        state = self.store.state(kb)
+        if state is None:
+            raise self._missing(kb)
+        return state
+
+    def _missing(self, kb: str) -> KnowledgeBaseNotFoundError:
+        names = ", ".join(i.name for i in self.store.kbs()) or "none yet"
+        return KnowledgeBaseNotFoundError(
+            f"no knowledge base named {kb!r} (existing: {names}); create it with "
+            f"`citewise ingest --kb {kb} PATH...`"
+        )
+
+    def _embedder(self, spec: str) -> Embedder:
+        with self._embedder_lock:
+            if spec not in self._embedders:
+                if self._embedder_loader is None:
+                    from retrieval.embedders import load_embedder
+
+                    self._embedder_loader = load_embedder
+                self._embedders[spec] = self._embedder_loader(spec)
+            return self._embedders[spec]
+
+    def _settle(self, kb: str, batch: Sequence[Document]) -> KBInfo:
+        """The knowledge base's row, created and given a language and embedder if it lacks them."""
+        if self.store.kb(kb) is None:
+            try:
+                self.create(kb, domain=majority_domain(batch))
+            except ValueError:
+                if self.store.kb(kb) is None:  # not a race with another process creating it
+                    raise
+        info = self.info(kb)
+        if info.embedder and info.lang:
+            return info
+        lang = info.lang or majority_lang(batch)
+        spec = info.embedder or default_embedder(lang)
+        emb = self._embedder(spec)
+        with self.indexes.writing():
+            info = self.info(kb)
+            if not info.embedder or not info.lang:
+                with self.store.write() as db:
+                    tokens = min(info.chunk_tokens, emb.max_tokens)
+                    self.store.update_kb(
+                        db, kb, lang=lang, embedder=spec, dim=emb.dim, chunk_tokens=tokens
+                    )
+        return self.info(kb)
+
+    def _commit(self, kb: str, prepared: Sequence[Prepared]) -> tuple[int, int]:
+        """Write prepared documents in one transaction, then bring FAISS up to it."""
+        with self.indexes.writing():
+            slot = self.indexes.sync(kb)
+            removed: list[int] = []
+            added: list[int] = []
+            replaced = 0
+            now = utc_now()
+            with self.store.write() as db:
+                for p in prepared:
+                    old = self.store.delete_document(db, kb, p.doc.id)
+                    if old is not None:
+                        replaced += 1
+                        removed += old
+                    doc = DocInfo(p.doc.id, p.doc.title, p.doc.domain, p.lang, p.doc.group,
+                                  p.doc.source, p.content_hash, len(p.spans), now)  # fmt: skip
+                    added += self.store.insert_document(db, kb, doc, p.spans, p.vectors)
+                generation = self.store.bump_generation(db, kb)
+            vectors = np.concatenate([p.vectors for p in prepared])
+            self.indexes.apply(kb, slot, generation, removed, added, vectors)
+        return len(prepared) - replaced, replaced
+
+    def _ensure_lexical(self, kb: str) -> None:
+        """Re-segment the lexical index of `kb` if it was built by another lexical.VERSION."""
+        if self._state(kb)[1] == lexical.VERSION:
+            return
+        with self.indexes.writing(), self.store.write() as db:
+            if self._state(kb)[1] != lexical.VERSION:
+                log.warning("knowledge base %s: re-segmenting text for the lexical index", kb)
+                self.store.refill_fts(db, kb)
+
+
+def _embed_all(emb: Embedder, texts: Sequence[str]) -> np.ndarray:
+    parts = [emb.embed_documents(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+    return np.concatenate(parts) if parts else np.empty((0, emb.dim), np.float32)

@@ -1,0 +1,404 @@
+"""The knowledge-base tables in SQLite: knowledge bases, documents, chunks with their vectors, BM25.
+
+SQLite is the source of truth. A chunk row holds its text, offsets and float32 vector, so the FAISS
+file beside the database can always be rebuilt from it, and every change to a document (its row,
+its chunks, their lexical rows, the knowledge base's generation) commits in one transaction.
+Each knowledge base has its own FTS5 table, so its BM25 statistics (document frequencies, average
+length) do not shift when another knowledge base is added. Plain sqlite-utils, so Datasette can
+browse it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlite_utils import Database
+
+from retrieval import lexical
+from retrieval.types import Filters, Hit, Span
+
+DB_NAME = "citewise.db"
+Migration = Callable[[Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration; its name is its identity, so never rename one."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_knowledge_bases(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE kbs (
+            name TEXT PRIMARY KEY,
+            domain TEXT NOT NULL,
+            lang TEXT NOT NULL DEFAULT '',      -- en | zh | multi; '' until the first ingest
+            embedder TEXT NOT NULL DEFAULT '',  -- model spec; '' until the first ingest
+            dim INTEGER NOT NULL DEFAULT 0,
+            chunk_tokens INTEGER NOT NULL,
+            overlap_tokens INTEGER NOT NULL DEFAULT 0,
+            lexical TEXT NOT NULL,              -- lexical.VERSION the FTS table was filled with
+            generation INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE documents (
+            kb TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            domain TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            grp TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            n_chunks INTEGER NOT NULL,
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (kb, doc_id)
+        )"""
+    )
+    # AUTOINCREMENT: a chunk id is also its FAISS id, and an id handed out twice could make a
+    # stale index entry point at someone else's text.
+    db.execute(
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kb TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            vector BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX idx_chunks_doc ON chunks (kb, doc_id, ord)")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def fts_table(kb: str) -> str:
+    """The quoted name of a knowledge base's FTS5 table (kb names are checked to be word chars)."""
+    return f'"chunks_fts_{kb}"'
+
+
+@dataclass(frozen=True)
+class KBInfo:
+    """A knowledge base: its settings and how much it holds."""
+
+    name: str
+    domain: str
+    lang: str
+    embedder: str
+    dim: int
+    chunk_tokens: int
+    overlap_tokens: int
+    generation: int
+    created_at: str
+    documents: int
+    chunks: int
+    lexical: str = lexical.VERSION
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """One stored document, as `citewise kb show` lists it."""
+
+    doc_id: str
+    title: str
+    domain: str
+    lang: str
+    group: str
+    source: str
+    content_hash: str
+    n_chunks: int
+    added_at: str
+
+
+_KB_SELECT = """SELECT name, domain, lang, embedder, dim, chunk_tokens, overlap_tokens, generation,
+    created_at, (SELECT count(*) FROM documents d WHERE d.kb = k.name),
+    (SELECT count(*) FROM chunks c WHERE c.kb = k.name), lexical FROM kbs k"""
+_HIT_COLUMNS = """c.id, c.doc_id, c.text, c.start, c."end", d.title, d.domain, d.lang, d.grp,
+    d.source"""
+_FILTER_COLUMNS = {"domain": "d.domain", "lang": "d.lang", "group": "d.grp", "source": "d.source"}
+
+
+def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    for name, column in _FILTER_COLUMNS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            clauses.append(f" AND {column} = ?")
+            params.append(value)
+    return "".join(clauses), params
+
+
+class Store:
+    """The SQLite side of every knowledge base in one data directory.
+
+    Each thread gets its own connection (WAL lets readers run beside the one writer), so a Library
+    can serve searches from several threads. Writes go through `write()`.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / DB_NAME
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._migrate()
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            with self._conns_lock:
+                self._conns.append(conn)
+            db = self._local.db = Database(conn)
+        return db
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """A transaction that takes SQLite's write lock up front and commits or rolls back whole."""
+        db = self.db
+        # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with
+        # SQLITE_BUSY if another process committed in between; this one waits for the lock.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.rollback()
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            db.conn.rollback()
+            raise
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, at TEXT)")
+        for fn in MIGRATIONS:
+            with self.write() as db:
+                # Checked inside the transaction: another process may have applied it meanwhile.
+                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [fn.__name__]).fetchone():
+                    continue
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", [fn.__name__, utc_now()])
+
+    # --- knowledge bases -------------------------------------------------------------------
+
+    def kb(self, name: str) -> KBInfo | None:
+        row = self.db.execute(_KB_SELECT + " WHERE name = ?", [name]).fetchone()
+        return KBInfo(*row) if row else None
+
+    def state(self, name: str) -> tuple[int, str] | None:
+        """(generation, lexical version) of a knowledge base, without counting its rows."""
+        row = self.db.execute(
+            "SELECT generation, lexical FROM kbs WHERE name = ?", [name]
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def kbs(self) -> list[KBInfo]:
+        return [KBInfo(*row) for row in self.db.execute(_KB_SELECT + " ORDER BY name")]
+
+    def insert_kb(self, db: Database, info: KBInfo) -> None:
+        """Add the kbs row and its FTS table (inside the caller's transaction)."""
+        db.execute(
+            "INSERT INTO kbs (name, domain, lang, embedder, dim, chunk_tokens, overlap_tokens, "
+            "lexical, generation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [info.name, info.domain, info.lang, info.embedder, info.dim, info.chunk_tokens,
+             info.overlap_tokens, lexical.VERSION, info.generation, info.created_at],
+        )  # fmt: skip
+        db.execute(
+            f"CREATE VIRTUAL TABLE {fts_table(info.name)} USING fts5(tokens, "
+            f"tokenize='{lexical.FTS_TOKENIZER}')"
+        )
+
+    def update_kb(self, db: Database, name: str, **fields: str | int) -> None:
+        sets = ", ".join(f"{column} = ?" for column in fields)
+        db.execute(f"UPDATE kbs SET {sets} WHERE name = ?", [*fields.values(), name])
+
+    def bump_generation(self, db: Database, name: str) -> int:
+        db.execute("UPDATE kbs SET generation = generation + 1 WHERE name = ?", [name])
+        return int(db.execute("SELECT generation FROM kbs WHERE name = ?", [name]).fetchone()[0])
+
+    def delete_kb(self, db: Database, name: str) -> None:
+        for table in ("chunks", "documents"):
+            db.execute(f"DELETE FROM {table} WHERE kb = ?", [name])
+        db.execute("DELETE FROM kbs WHERE name = ?", [name])
+        db.execute(f"DROP TABLE IF EXISTS {fts_table(name)}")
+
+    # --- documents and chunks --------------------------------------------------------------
+
+    def doc_hashes(self, kb: str, doc_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for i in range(0, len(doc_ids), 500):
+            part = list(doc_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT doc_id, content_hash FROM documents WHERE kb = ? AND doc_id IN ({marks})"
+            found.update(self.db.execute(sql, [kb, *part]).fetchall())
+        return found
+
+    def documents(self, kb: str) -> list[DocInfo]:
+        rows = self.db.execute(
+            "SELECT doc_id, title, domain, lang, grp, source, content_hash, n_chunks, added_at "
+            "FROM documents WHERE kb = ? ORDER BY doc_id",
+            [kb],
+        )
+        return [DocInfo(*row) for row in rows]
+
+    def delete_document(self, db: Database, kb: str, doc_id: str) -> list[int] | None:
+        """Remove a document, its chunks and lexical rows; return the chunk ids (None if absent)."""
+        if not db.execute(
+            "SELECT 1 FROM documents WHERE kb = ? AND doc_id = ?", [kb, doc_id]
+        ).fetchone():
+            return None
+        ids = [
+            r[0]
+            for r in db.execute("SELECT id FROM chunks WHERE kb = ? AND doc_id = ?", [kb, doc_id])
+        ]
+        db.conn.executemany(f"DELETE FROM {fts_table(kb)} WHERE rowid = ?", [(i,) for i in ids])
+        db.execute("DELETE FROM chunks WHERE kb = ? AND doc_id = ?", [kb, doc_id])
+        db.execute("DELETE FROM documents WHERE kb = ? AND doc_id = ?", [kb, doc_id])
+        return ids
+
+    def insert_document(
+        self, db: Database, kb: str, doc: DocInfo, spans: Sequence[Span], vectors: np.ndarray
+    ) -> list[int]:
+        """Add a document (absent from `kb`) with its chunks and lexical rows; return chunk ids."""
+        db.execute(
+            "INSERT INTO documents (kb, doc_id, title, domain, lang, grp, source, content_hash, "
+            "n_chunks, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [kb, doc.doc_id, doc.title, doc.domain, doc.lang, doc.group, doc.source,
+             doc.content_hash, len(spans), doc.added_at],
+        )  # fmt: skip
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = []
+        for i, span in enumerate(spans):
+            cur = db.conn.execute(
+                'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [kb, doc.doc_id, i, span.text, span.start, span.end, vectors[i].tobytes()],
+            )
+            ids.append(int(cur.lastrowid or 0))
+        db.conn.executemany(
+            f"INSERT INTO {fts_table(kb)} (rowid, tokens) VALUES (?, ?)",
+            [(i, lexical.index_text(s.text)) for i, s in zip(ids, spans, strict=True)],
+        )
+        return ids
+
+    def vectors(self, kb: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """All (ids, vectors) of `kb` in id order: what the FAISS index is rebuilt from."""
+        rows = self.db.execute("SELECT id, vector FROM chunks WHERE kb = ? ORDER BY id", [kb])
+        ids, blobs = [], []
+        for chunk_id, blob in rows:
+            ids.append(chunk_id)
+            blobs.append(blob)
+        vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dim)
+        return np.asarray(ids, dtype=np.int64), vecs
+
+    def chunk_texts(self, kb: str) -> list[tuple[int, str]]:
+        return self.db.execute(
+            "SELECT id, text FROM chunks WHERE kb = ? ORDER BY id", [kb]
+        ).fetchall()
+
+    def set_vectors(self, db: Database, ids: Sequence[int], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        db.conn.executemany(
+            "UPDATE chunks SET vector = ? WHERE id = ?",
+            [(vectors[i].tobytes(), int(cid)) for i, cid in enumerate(ids)],
+        )
+
+    def refill_fts(self, db: Database, kb: str) -> None:
+        """Segment every chunk of `kb` again into a fresh FTS table (lexical.VERSION moved)."""
+        db.execute(f"DROP TABLE IF EXISTS {fts_table(kb)}")
+        db.execute(
+            f"CREATE VIRTUAL TABLE {fts_table(kb)} USING fts5(tokens, "
+            f"tokenize='{lexical.FTS_TOKENIZER}')"
+        )
+        db.conn.executemany(
+            f"INSERT INTO {fts_table(kb)} (rowid, tokens) VALUES (?, ?)",
+            [(i, lexical.index_text(text)) for i, text in self.chunk_texts(kb)],
+        )
+        db.execute("UPDATE kbs SET lexical = ? WHERE name = ?", [lexical.VERSION, kb])
+
+    # --- search ----------------------------------------------------------------------------
+
+    def allowed_ids(self, kb: str, filters: Filters) -> np.ndarray | None:
+        """Chunk ids of `kb` whose document passes `filters`; None when nothing is filtered."""
+        where, params = _filter_sql(filters)
+        if not params:
+            return None
+        rows = self.db.execute(
+            "SELECT c.id FROM chunks c JOIN documents d ON d.kb = c.kb AND d.doc_id = c.doc_id "
+            "WHERE c.kb = ?" + where,
+            [kb, *params],
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def hits(self, kb: str, ids: Sequence[int], scores: Sequence[float], side: str) -> list[Hit]:
+        """Hits for chunk ids in the given order; ids deleted meanwhile are left out."""
+        if len(ids) == 0:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT {_HIT_COLUMNS} FROM chunks c JOIN documents d "
+            f"ON d.kb = c.kb AND d.doc_id = c.doc_id WHERE c.kb = ? AND c.id IN ({marks})",
+            [kb, *(int(i) for i in ids)],
+        )
+        by_id = {row[0]: row for row in rows}
+        found = [(by_id[int(i)], float(s)) for i, s in zip(ids, scores, strict=True) if i in by_id]
+        return [_hit(kb, row, score, side, rank) for rank, (row, score) in enumerate(found)]
+
+    def lexical(self, kb: str, match: str, k: int, filters: Filters) -> list[Hit]:
+        """The best `k` chunks for an FTS5 MATCH expression by BM25, filters applied in SQL."""
+        where, params = _filter_sql(filters)
+        rows = self.db.execute(
+            # f.rank is bm25(); an aliased FTS5 table is matched through its column.
+            f"SELECT {_HIT_COLUMNS}, f.rank FROM {fts_table(kb)} f "
+            "JOIN chunks c ON c.id = f.rowid "
+            "JOIN documents d ON d.kb = c.kb AND d.doc_id = c.doc_id "
+            f"WHERE f.tokens MATCH ?{where} ORDER BY f.rank LIMIT ?",
+            [match, *params, k],
+        )
+        # FTS5's bm25() is negative, lower is better; negate it so larger is better like cosine.
+        return [_hit(kb, row[:-1], -row[-1], "lexical", rank) for rank, row in enumerate(rows)]
+
+
+def _hit(kb: str, row: tuple, score: float, side: str, rank: int) -> Hit:
+    chunk_id, doc_id, text, start, end, title, domain, lang, grp, source = row
+    return Hit(
+        chunk_id=chunk_id,
+        doc_id=doc_id,
+        kb=kb,
+        score=score,
+        text=text,
+        title=title,
+        domain=domain,
+        lang=lang,
+        group=grp,
+        source=source,
+        start=start,
+        end=end,
+        ranks={side: rank},
+    )

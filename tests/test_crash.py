@@ -1,0 +1,169 @@
+"""SIGKILL a real ingest at many points: every time, the knowledge base must load whole.
+
+tests/crash_ingest.py ingests 200 English documents with MiniLM in forked children, four per
+commit, writing the FAISS file and manifest after every commit, into a knowledge base that already
+holds a committed state. The first child is killed while it embeds its first batch; each of the
+others right after, or a spread of delays after, its first commit (seen by polling the
+generation), so that the kills land in the index writes and in later batches whatever the
+machine's speed. After each kill a fresh Library must load the knowledge base (repairing the index
+if needed), pass check_kb (every chunk has its vector, its lexical row and its FAISS entry; every
+document is whole or absent) and still find passages of the state before. A rerun then finishes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retrieval.kb import Library
+from retrieval.store import DB_NAME
+from retrieval.types import Document
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPER = Path(__file__).with_name("crash_ingest.py")
+N_DOCS = 200
+TEXT_CHARS = 300  # short documents: what is under test is the writing, not the embedding
+# (what to wait for, then how long): "fork" counts from the child's start, "commit" from its
+# first commit.
+KILLS = (("fork", 0.05), ("commit", 0.0), ("commit", 0.02), ("commit", 0.1), ("commit", 0.3),
+         ("commit", 0.7), ("commit", 1.5))  # fmt: skip
+
+
+def _open(path: Path, embedder: Any) -> Library:
+    return Library(path, embedder_loader=lambda spec: embedder)
+
+
+class Helper:
+    """The crash_ingest.py process: forks an ingesting child on demand and reports how it ended."""
+
+    def __init__(self, data: Path, corpus: Path, log: Path) -> None:
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "TOKENIZERS_PARALLELISM": "false"}
+        self.log = log.open("w")
+        cmd = [sys.executable, str(HELPER), str(data), "kb", str(corpus)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
+        )
+        self.log_path = log
+        assert self._line() == "ready"
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            pytest.fail(f"crash_ingest.py died: {self.log_path.read_text()[-3000:]}")
+        return line.strip()
+
+    def start(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        kind, pid = self._line().split()
+        assert kind == "pid"
+        return int(pid)
+
+    def outcome(self) -> tuple[int, list[int] | None]:
+        """(exit status, [added, unchanged] if the child finished its ingest)."""
+        done = None
+        while True:
+            kind, *rest = self._line().split()
+            if kind == "done":
+                done = [int(x) for x in rest]
+            elif kind == "exit":
+                return int(rest[0]), done
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+def _generation(data: Path) -> int:
+    with sqlite3.connect(f"file:{data / DB_NAME}?mode=ro", uri=True, timeout=5) as db:
+        return int(db.execute("SELECT generation FROM kbs WHERE name = 'kb'").fetchone()[0])
+
+
+def _wait_for_commit(data: Path, since: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _generation(data) == since:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the ingest made no commit in {timeout_s} s")
+        time.sleep(0.002)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # the child had already finished
+        pass
+
+
+@pytest.mark.slow
+def test_ingest_survives_sigkill_at_any_point(
+    tmp_path: Path,
+    english_docs: list[Document],
+    minilm_embedder: Any,
+    check_kb: Callable[..., None],
+) -> None:
+    docs = [dataclasses.replace(d, text=d.text[:TEXT_CHARS]) for d in english_docs[:N_DOCS]]
+    assert len(docs) == N_DOCS
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(dataclasses.asdict(d)) + "\n" for d in docs))
+    data = tmp_path / "data"
+    lib = _open(data, minilm_embedder)
+    lib.ingest_documents("kb", docs[:8], progress=False)  # the committed state before any crash
+    lib.close()
+    # Probes: documents whose text is unique in the corpus (XQuAD and PubMedQA, not PolicyQA).
+    by_id = {d.id: d for d in docs[:120]}
+    present = [docs[0].id, docs[7].id]
+
+    helper = Helper(data, corpus, tmp_path / "helper.log")
+    killed = 0
+    try:
+        for after, delay_s in KILLS:
+            generation = _generation(data)
+            pid = helper.start()
+            if after == "commit":
+                _wait_for_commit(data, generation)
+            time.sleep(delay_s)
+            _kill(pid)
+            status, _ = helper.outcome()
+            killed += status == -signal.SIGKILL
+
+            lib = _open(data, minilm_embedder)
+            check_kb(lib, "kb")
+            for doc_id in present:
+                text = by_id[doc_id].text
+                assert [h.doc_id for h in lib.dense_search("kb", text, 1)] == [doc_id]
+                assert [h.doc_id for h in lib.lexical_search("kb", text, 1)] == [doc_id]
+            stored = [d.doc_id for d in lib.documents("kb") if d.doc_id in by_id]
+            present = [present[0], max(stored, key=lambda i: docs.index(by_id[i]))]
+            lib.close()
+        assert killed == len(KILLS), "every child should have died mid-ingest"
+
+        helper.start()
+        status, done = helper.outcome()
+        assert status == 0 and done is not None and sum(done) == N_DOCS
+    finally:
+        helper.close()
+    lib = _open(data, minilm_embedder)
+    check_kb(lib, "kb")
+    assert sorted(d.doc_id for d in lib.documents("kb")) == sorted(d.id for d in docs)
