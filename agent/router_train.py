@@ -1,13 +1,16 @@
 """Train the router's classifier, save it atomically, and score any router on a labelled split.
 
-The model (see agent/router.py, `build_net`): the bundled MiniLM encoder, fine-tuned, mean-pooled,
-concatenated with the frozen multilingual embedder's vector, into one linear head for intent and
-one for domain. MiniLM's English WordPiece vocabulary maps most Chinese characters to [UNK], so
-on Chinese the embedder's vector carries the signal (router_data/README.md has the measurements).
+The model (agent/router.py, `build_net`): the bundled MiniLM encoder, fine-tuned and mean-pooled,
+beside the frozen multilingual embedder's vector (bundled:e5), each batch-normalized, into one
+linear head for intent and one for domain. MiniLM's English WordPiece vocabulary maps most
+Chinese characters to [UNK], so Chinese messages are classified from the e5 vector alone
+(`encoder_gate`). In 5-fold cross-validation over the 400 labelled lines this beat e5 alone
+(intent 0.910 vs 0.907, domain 0.922 vs 0.890) and the prototype router (0.890, 0.887).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,13 +25,11 @@ from typing import Any
 from agent.router import (
     FEATURES,
     FORMAT,
-    Example,
     Router,
     TrainedRouter,
     build_net,
     embed_queries,
     encoder_gate,
-    file_sha256,
     load_examples,
     net_logits,
 )
@@ -87,7 +88,7 @@ def task_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str])
 
 
 def evaluate_router(router: Router, data: Path, split: str = "test") -> RouterMetrics:
-    """Route every message of `split` in `data` and score intent and domain, overall and per language."""
+    """Route each message of `split` in `data`; score intent and domain, overall and by language."""
     examples = load_examples(data, split=split)
     if not examples:
         raise ValueError(f"{data} has no lines in split {split!r}; nothing to evaluate")
@@ -95,7 +96,9 @@ def evaluate_router(router: Router, data: Path, split: str = "test") -> RouterMe
     scores: dict[str, dict[str, TaskScores]] = {"intent": {}, "domain": {}}
     for task, labels in (("intent", INTENTS), ("domain", DOMAINS)):
         for group in ("all", *LANGS):
-            rows = [(e, r) for e, r in zip(examples, routes, strict=True) if group in ("all", e.lang)]
+            rows = [
+                (e, r) for e, r in zip(examples, routes, strict=True) if group in ("all", e.lang)
+            ]
             if rows:
                 gold = [getattr(e, task) for e, _ in rows]
                 pred = [getattr(r, task) for _, r in rows]
@@ -140,7 +143,7 @@ def train_router(
     data: Path,
     out: Path,
     *,
-    epochs: int = 8,
+    epochs: int | None = None,
     seed: int = 0,
     progress: bool = True,
     embedder: Embedder | None = None,
@@ -152,20 +155,23 @@ def train_router(
 ) -> RouterMetrics:
     """Fine-tune on the train split of `data`, save to the folder `out`, score on the test split.
 
-    `embedder` (default bundled:e5, the multilingual one) supplies the frozen vector the heads see
-    beside MiniLM; the heads start from zero knowledge, hence their own, larger learning rate.
+    `embedder` (default bundled:e5, the multilingual one) supplies the frozen vector beside
+    MiniLM; `features` picks either part alone instead. `epochs` defaults to what the feature set
+    needs (FEATURES). The heads start from nothing, hence their own, larger learning rate.
     """
     import torch
+    import torch.nn.functional as F
     from safetensors.torch import save
     from transformers import AutoModel, AutoTokenizer
 
     if features not in FEATURES:
         raise ValueError(f"features must be one of {', '.join(FEATURES)}; got {features!r}")
+    epochs = FEATURES[features] if epochs is None else epochs
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
     train = load_examples(data, split="train")
     if not train:
-        raise ValueError(f"{data} has no train lines; label some with \"split\": \"train\"")
+        raise ValueError(f'{data} has no train lines; label some with "split": "train"')
     if embedder is None and "embedder" in features:
         from retrieval.embedders import load_embedder
 
@@ -200,10 +206,13 @@ def train_router(
                     texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt"
                 )
             gate = encoder_gate(texts, features)
+            if gate is not None:
+                # Silence MiniLM on random English rows too, so the embedder half of each head
+                # must carry English alone and, being shared, carries Chinese better.
+                keep = torch.bernoulli(torch.full_like(gate, 0.5), generator=order_rng)
+                gate = gate * keep * 2.0
             intent, domain = net_logits(net, tokens, None if feats is None else feats[idx], gate)
-            loss = torch.nn.functional.cross_entropy(
-                intent, y_intent[idx]
-            ) + torch.nn.functional.cross_entropy(domain, y_domain[idx])
+            loss = F.cross_entropy(intent, y_intent[idx]) + F.cross_entropy(domain, y_domain[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -222,7 +231,7 @@ def train_router(
         "embedder_dim": int(feats.shape[1]) if feats is not None else 0,
         "max_len": max_len,
         "data": str(data),
-        "data_sha256": file_sha256(data),
+        "data_sha256": hashlib.sha256(Path(data).read_bytes()).hexdigest(),
         "train_examples": len(train),
         "hyperparameters": {
             "epochs": epochs,
@@ -250,22 +259,23 @@ def _base_encoder_path() -> Path:
     return resolve_model(BASE_ENCODER).path
 
 
-def _save_folder(out: Path, weights: bytes, meta: dict[str, Any], tokenizer: Any, encoder: Any) -> None:
+def _save_folder(
+    out: Path, weights: bytes, meta: dict[str, Any], tokenizer: Any, encoder: Any
+) -> None:
     """Write the folder beside `out` and rename it into place, so a reader never sees half of it.
 
     Replacing an existing folder takes two renames (old aside, new in); a crash between them leaves
     the old one under a ".old-" name and `out` missing, which load_router treats as untrained.
     """
-    import hashlib
-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         atomic_write_bytes(tmp / "model.safetensors", weights)
-        labels = meta.pop("labels")
-        meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-        atomic_write_text(tmp / "labels.json", json.dumps(labels, indent=2) + "\n")
-        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        labels = json.dumps(meta["labels"], indent=2)
+        atomic_write_text(tmp / "labels.json", labels + "\n")
+        rest = {k: v for k, v in meta.items() if k != "labels"}
+        rest["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+        atomic_write_text(tmp / "meta.json", json.dumps(rest, indent=2, ensure_ascii=False) + "\n")
         if encoder is not None:
             encoder.config.save_pretrained(tmp / "encoder")
             tokenizer.save_pretrained(tmp / "encoder")

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -307,15 +307,7 @@ def _evidence_row(rank: int, ev: EvidenceRecord) -> dict[str, Any]:
     if not isinstance(ev, EvidenceRecord):
         raise TypeError(f"turn.evidence must hold EvidenceRecord items, got {type(ev).__name__}")
     # int()/float() because hits carry numpy scalars, which sqlite3 cannot bind.
-    return {
-        "rank": rank,
-        "kb": ev.kb,
-        "doc_id": ev.doc_id,
-        "chunk_id": int(ev.chunk_id),
-        "score": float(ev.score),
-        "title": ev.title,
-        "text": ev.text,
-    }
+    return {**asdict(ev), "rank": rank, "chunk_id": int(ev.chunk_id), "score": float(ev.score)}
 
 
 def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, TurnRecord]:
@@ -324,11 +316,9 @@ def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, 
     for ev in db.query(
         f"SELECT * FROM evidence WHERE turn_id IN ({ids_sql}) ORDER BY turn_id, rank", params
     ):
-        evidence.setdefault(ev["turn_id"], []).append(
-            EvidenceRecord(
-                ev["kb"], ev["doc_id"], ev["chunk_id"], ev["score"], ev["text"], ev["title"]
-            )
-        )
+        turn_id = ev.pop("turn_id")
+        del ev["rank"]  # the position in the list, ordered by the query
+        evidence.setdefault(turn_id, []).append(EvidenceRecord(**ev))
     turns = {}
     for r in db.query(f"SELECT * FROM turns WHERE id IN ({ids_sql})", params):
         del r["evidence_count"]  # for crash checks; len(evidence) says the same

@@ -1,5 +1,5 @@
-"""What ingesting decides before anything is written: which documents changed, the knowledge
-base's language and embedder, and each changed document's chunks and vectors."""
+"""Ingesting: which documents changed, the knowledge base's language and embedder, each changed
+document's chunks and vectors, and one transaction per batch of documents."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +16,11 @@ from retrieval.chunking import chunk_text
 from retrieval.lang import detect_lang
 from retrieval.loaders import Skipped
 from retrieval.protocols import Embedder
+from retrieval.store import DocInfo, KBInfo, utc_now
 from retrieval.types import Document, Span
+
+if TYPE_CHECKING:
+    from retrieval.kb import Library
 
 KB_LANGS = ("en", "zh", "multi")
 # English gets the small fast MiniLM; Chinese needs a multilingual model: on STARD (legal zh)
@@ -100,6 +104,17 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def embed_texts(embedder: Embedder, texts: Sequence[str], progress: Any = None) -> np.ndarray:
+    """Passage vectors for `texts`, EMBED_BATCH at a time, advancing an open tqdm bar if given."""
+    parts = [np.empty((0, embedder.dim), np.float32)]
+    for i in range(0, len(texts), EMBED_BATCH):
+        part = texts[i : i + EMBED_BATCH]
+        parts.append(np.asarray(embedder.embed_documents(part), dtype=np.float32))
+        if progress is not None:
+            progress.update(len(part))
+    return np.concatenate(parts)
+
+
 def prepare(
     docs: Sequence[Document],
     embedder: Embedder,
@@ -127,17 +142,91 @@ def prepare(
             chunked.append((doc, lang, spans))
         else:
             skipped.append(Skipped(doc.source or doc.id, f"document {doc.id!r} has no text"))
-    texts = [s.text for _, _, spans in chunked for s in spans]
-    parts = []
-    for i in range(0, len(texts), EMBED_BATCH):
-        part = texts[i : i + EMBED_BATCH]
-        parts.append(np.asarray(embedder.embed_documents(part), dtype=np.float32))
-        if progress is not None:
-            progress.update(len(part))
-    vectors = np.concatenate(parts) if parts else np.empty((0, embedder.dim), np.float32)
+    vectors = embed_texts(embedder, [s.text for _, _, spans in chunked for s in spans], progress)
     prepared, row = [], 0
     for doc, lang, spans in chunked:
         n = len(spans)
         prepared.append(Prepared(doc, lang, content_hash(doc), spans, vectors[row : row + n]))
         row += n
     return prepared, skipped
+
+
+def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -> IngestReport:
+    """`Library.ingest_documents`: new documents added, changed ones replaced, unchanged skipped."""
+    from tqdm import tqdm
+
+    totals = dict.fromkeys(("added", "replaced", "unchanged", "chunks_added"), 0)
+    skipped: list[Skipped] = []
+    bar = tqdm(desc=f"embedding {kb}", unit="chunk", disable=not progress)
+    try:
+        for raw in batched(docs, lib.batch_docs):
+            batch = list({d.id: d for d in raw}.values())  # a repeated id: the last one wins
+            info = _settle(lib, kb, batch)
+            known = lib.store.doc_hashes(kb, [d.id for d in batch])
+            todo = [d for d in batch if known.get(d.id) != content_hash(d)]
+            totals["unchanged"] += len(batch) - len(todo)
+            prepared, empty = prepare(
+                todo,
+                lib.embedder_for(info.embedder),
+                chunk_tokens=info.chunk_tokens,
+                overlap_tokens=info.overlap_tokens,
+                progress=bar,
+            )
+            skipped += empty
+            if prepared:
+                replaced = _commit(lib, kb, prepared)
+                totals["added"] += len(prepared) - replaced
+                totals["replaced"] += replaced
+                totals["chunks_added"] += sum(len(p.spans) for p in prepared)
+    finally:
+        bar.close()
+        lib.indexes.flush(kb)
+    return IngestReport(**totals, skipped=skipped)
+
+
+def _settle(lib: Library, kb: str, batch: Sequence[Document]) -> KBInfo:
+    """The knowledge base's row, created and given a language and embedder if it lacks them."""
+    if lib.store.kb(kb) is None:
+        try:
+            lib.create(kb, domain=majority_domain(batch))
+        except ValueError:
+            if lib.store.kb(kb) is None:  # not a race with another process creating it
+                raise
+    info = lib.info(kb)
+    if info.embedder and info.lang:
+        return info
+    lang = info.lang or majority_lang(batch)
+    spec = info.embedder or default_embedder(lang)
+    emb = lib.embedder_for(spec)
+    with lib.indexes.writing():
+        info = lib.info(kb)
+        if not info.embedder or not info.lang:
+            with lib.store.write() as db:
+                tokens = min(info.chunk_tokens, emb.max_tokens)
+                lib.store.update_kb(
+                    db, kb, lang=lang, embedder=spec, dim=emb.dim, chunk_tokens=tokens
+                )
+    return lib.info(kb)
+
+
+def _commit(lib: Library, kb: str, prepared: Sequence[Prepared]) -> int:
+    """Write a batch in one transaction, then bring FAISS up to it; return how many replaced."""
+    with lib.indexes.writing():
+        slot = lib.indexes.sync(kb)
+        removed: list[int] = []
+        added: list[int] = []
+        replaced = 0
+        now = utc_now()
+        with lib.store.write() as db:
+            for p in prepared:
+                old = lib.store.delete_document(db, kb, p.doc.id)
+                if old is not None:
+                    replaced += 1
+                    removed += old
+                doc = DocInfo(p.doc.id, p.doc.title, p.doc.domain, p.lang, p.doc.group,
+                              p.doc.source, p.content_hash, len(p.spans), now)  # fmt: skip
+                added += lib.store.insert_document(db, kb, doc, p.spans, p.vectors)
+            generation = lib.store.bump_generation(db, kb)
+        vectors = np.concatenate([p.vectors for p in prepared])
+        lib.indexes.apply(kb, slot, generation, removed, added, vectors)
+    return replaced

@@ -16,25 +16,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from retrieval import lexical
 from retrieval.errors import KnowledgeBaseNotFoundError, RetrievalError
-from retrieval.ingest import (
-    KB_LANGS,
-    IngestReport,
-    Prepared,
-    batched,
-    content_hash,
-    default_embedder,
-    majority_domain,
-    majority_lang,
-    prepare,
-)
+from retrieval.ingest import KB_LANGS, IngestReport, default_embedder, embed_texts, ingest
 from retrieval.kbindex import KBIndexes
 from retrieval.loaders import DEFAULT_MAX_BYTES, Skipped, load_paths
 from retrieval.protocols import Embedder
-from retrieval.store import DocInfo, KBInfo, Store, utc_now
+from retrieval.store import DocInfo, KBInfo, KBState, Store, utc_now
 from retrieval.types import DOMAINS, Document, Filters, Hit
 
 __all__ = ["DocInfo", "IngestReport", "KBInfo", "Library", "default_embedder"]
@@ -68,7 +56,7 @@ class Library:
         self._embedders: dict[str, Embedder] = {}
         self._embedder_lock = threading.Lock()
         self.indexes = KBIndexes(
-            self.store, self.data_dir / "indexes", self._embedder, save_every_s
+            self.store, self.data_dir / "indexes", self.embedder_for, save_every_s
         )
 
     def close(self) -> None:
@@ -100,7 +88,7 @@ class Library:
         spec = embedder or (default_embedder(lang) if lang else "")
         dim, max_tokens = 0, DEFAULT_CHUNK_TOKENS
         if spec:
-            emb = self._embedder(spec)
+            emb = self.embedder_for(spec)
             dim, max_tokens = emb.dim, emb.max_tokens
         tokens = chunk_tokens or min(DEFAULT_CHUNK_TOKENS, max_tokens)
         if not 0 < tokens <= max_tokens or not 0 <= overlap_tokens < tokens:
@@ -133,7 +121,7 @@ class Library:
     def open(self, kb: str) -> KBInfo:
         """Load (or repair) a knowledge base's indexes now rather than at its first search."""
         self._ensure_lexical(kb)
-        self.indexes.current(kb, self._state(kb)[0])
+        self.indexes.current(kb, self._state(kb))
         return self.info(kb)
 
     def embedder(self, kb: str) -> Embedder:
@@ -144,7 +132,18 @@ class Library:
                 f"knowledge base {kb!r} has no embedder yet: it is chosen from the language of "
                 "the first documents ingested"
             )
-        return self._embedder(spec)
+        return self.embedder_for(spec)
+
+    def embedder_for(self, spec: str) -> Embedder:
+        """The embedder for a spec, loaded on first use and then shared."""
+        with self._embedder_lock:
+            if spec not in self._embedders:
+                if self._embedder_loader is None:
+                    from retrieval.embedders import load_embedder
+
+                    self._embedder_loader = load_embedder
+                self._embedders[spec] = self._embedder_loader(spec)
+            return self._embedders[spec]
 
     def delete_doc(self, kb: str, doc_id: str) -> bool:
         """Remove a document from SQLite, the lexical index and FAISS; False if it was not there."""
@@ -176,14 +175,13 @@ class Library:
         info = self.info(kb)
         if not info.embedder:
             return info
-        emb = self._embedder(info.embedder)
-        vectors = None
-        if reembed or emb.dim != info.dim:
-            rows = self.store.chunk_texts(kb)
-            vectors = _embed_all(emb, [text for _, text in rows])
+        emb = self.embedder_for(info.embedder)
+        reembed = reembed or emb.dim != info.dim
+        rows = self.store.chunk_texts(kb) if reembed else []
+        vectors = embed_texts(emb, [text for _, text in rows])
         with self.indexes.writing():
             with self.store.write() as db:
-                if vectors is not None:
+                if reembed:
                     # Written only if the chunks did not change while they were being embedded.
                     if [r[0] for r in self.store.chunk_texts(kb)] != [r[0] for r in rows]:
                         raise RetrievalError(f"{kb} changed during reindex; run it again")
@@ -207,36 +205,7 @@ class Library:
         committed so far, and running it again carries on where it stopped. A knowledge base
         that does not exist is created, its domain and language taken from the first batch.
         """
-        from tqdm import tqdm
-
-        totals = dict.fromkeys(("added", "replaced", "unchanged", "chunks_added"), 0)
-        skipped: list[Skipped] = []
-        bar = tqdm(desc=f"embedding {kb}", unit="chunk", disable=not progress)
-        try:
-            for raw in batched(docs, self.batch_docs):
-                batch = list({d.id: d for d in raw}.values())  # a repeated id: the last one wins
-                info = self._settle(kb, batch)
-                emb = self._embedder(info.embedder)
-                known = self.store.doc_hashes(kb, [d.id for d in batch])
-                todo = [d for d in batch if known.get(d.id) != content_hash(d)]
-                totals["unchanged"] += len(batch) - len(todo)
-                prepared, empty = prepare(
-                    todo,
-                    emb,
-                    chunk_tokens=info.chunk_tokens,
-                    overlap_tokens=info.overlap_tokens,
-                    progress=bar,
-                )
-                skipped += empty
-                if prepared:
-                    added, replaced = self._commit(kb, prepared)
-                    totals["added"] += added
-                    totals["replaced"] += replaced
-                    totals["chunks_added"] += sum(len(p.spans) for p in prepared)
-        finally:
-            bar.close()
-            self.indexes.flush(kb)
-        return IngestReport(**totals, skipped=skipped)
+        return ingest(self, kb, docs, progress=progress)
 
     def ingest_paths(
         self,
@@ -280,7 +249,7 @@ class Library:
         self, kb: str, query: str, k: int, filters: Filters | None = None
     ) -> builtins.list[Hit]:
         """Top `k` chunks by cosine similarity; filters are applied inside FAISS."""
-        slot = self.indexes.current(kb, self._state(kb)[0])
+        slot = self.indexes.current(kb, self._state(kb))
         if slot is None or k < 1 or not query.strip():
             return []
         q = self.embedder(kb).embed_query(query)
@@ -300,9 +269,8 @@ class Library:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _state(self, kb: str) -> tuple[int, str]:
-        """(generation, lexical version): one cheap lookup per search, so that changes made by
-        other processes are seen."""
+    def _state(self, kb: str) -> KBState:
+        """One cheap lookup per search, so that changes made by other processes are seen."""
         state = self.store.state(kb)
         if state is None:
             raise self._missing(kb)
@@ -315,72 +283,11 @@ class Library:
             f"`citewise ingest --kb {kb} PATH...`"
         )
 
-    def _embedder(self, spec: str) -> Embedder:
-        with self._embedder_lock:
-            if spec not in self._embedders:
-                if self._embedder_loader is None:
-                    from retrieval.embedders import load_embedder
-
-                    self._embedder_loader = load_embedder
-                self._embedders[spec] = self._embedder_loader(spec)
-            return self._embedders[spec]
-
-    def _settle(self, kb: str, batch: Sequence[Document]) -> KBInfo:
-        """The knowledge base's row, created and given a language and embedder if it lacks them."""
-        if self.store.kb(kb) is None:
-            try:
-                self.create(kb, domain=majority_domain(batch))
-            except ValueError:
-                if self.store.kb(kb) is None:  # not a race with another process creating it
-                    raise
-        info = self.info(kb)
-        if info.embedder and info.lang:
-            return info
-        lang = info.lang or majority_lang(batch)
-        spec = info.embedder or default_embedder(lang)
-        emb = self._embedder(spec)
-        with self.indexes.writing():
-            info = self.info(kb)
-            if not info.embedder or not info.lang:
-                with self.store.write() as db:
-                    tokens = min(info.chunk_tokens, emb.max_tokens)
-                    self.store.update_kb(
-                        db, kb, lang=lang, embedder=spec, dim=emb.dim, chunk_tokens=tokens
-                    )
-        return self.info(kb)
-
-    def _commit(self, kb: str, prepared: Sequence[Prepared]) -> tuple[int, int]:
-        """Write prepared documents in one transaction, then bring FAISS up to it."""
-        with self.indexes.writing():
-            slot = self.indexes.sync(kb)
-            removed: list[int] = []
-            added: list[int] = []
-            replaced = 0
-            now = utc_now()
-            with self.store.write() as db:
-                for p in prepared:
-                    old = self.store.delete_document(db, kb, p.doc.id)
-                    if old is not None:
-                        replaced += 1
-                        removed += old
-                    doc = DocInfo(p.doc.id, p.doc.title, p.doc.domain, p.lang, p.doc.group,
-                                  p.doc.source, p.content_hash, len(p.spans), now)  # fmt: skip
-                    added += self.store.insert_document(db, kb, doc, p.spans, p.vectors)
-                generation = self.store.bump_generation(db, kb)
-            vectors = np.concatenate([p.vectors for p in prepared])
-            self.indexes.apply(kb, slot, generation, removed, added, vectors)
-        return len(prepared) - replaced, replaced
-
     def _ensure_lexical(self, kb: str) -> None:
         """Re-segment the lexical index of `kb` if it was built by another lexical.VERSION."""
-        if self._state(kb)[1] == lexical.VERSION:
+        if self._state(kb).lexical == lexical.VERSION:
             return
         with self.indexes.writing(), self.store.write() as db:
-            if self._state(kb)[1] != lexical.VERSION:
+            if self._state(kb).lexical != lexical.VERSION:
                 log.warning("knowledge base %s: re-segmenting text for the lexical index", kb)
                 self.store.refill_fts(db, kb)
-
-
-def _embed_all(emb: Embedder, texts: Sequence[str]) -> np.ndarray:
-    parts = [emb.embed_documents(texts[i : i + 256]) for i in range(0, len(texts), 256)]
-    return np.concatenate(parts) if parts else np.empty((0, emb.dim), np.float32)

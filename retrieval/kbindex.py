@@ -6,6 +6,8 @@ atomically; (3) the manifest, which records the generation the FAISS file holds,
 atomically. A process that dies after (1) leaves a manifest whose generation differs from the
 database's, and the next load rebuilds FAISS from the vectors stored with the chunks. A checksum
 mismatch at an equal generation cannot come from a crash, so it is reported as corruption.
+(Generation here always goes with the knowledge base's created_at, so one dropped and created
+again under the same name never passes for the old one.)
 
 Writers take turns: threads through a lock, processes through flock on a file beside the indexes,
 held from before the transaction until the manifest is written. Searches take no write lock.
@@ -28,7 +30,7 @@ import numpy as np
 from retrieval.atomic import atomic_write_text
 from retrieval.errors import KnowledgeBaseNotFoundError, ManifestMismatchError
 from retrieval.protocols import Embedder
-from retrieval.store import KBInfo, Store
+from retrieval.store import KBInfo, KBState, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,12 @@ class Loaded:
     """A knowledge base's FAISS index in memory and the database generation it reflects."""
 
     index: Any  # retrieval.dense.DenseIndex, imported lazily because it pulls in faiss
+    created_at: str  # of the knowledge base: one dropped and created again is another
     generation: int
     saved: bool  # whether the files on disk hold this generation
+
+    def matches(self, state: KBState | KBInfo) -> bool:
+        return (self.created_at, self.generation) == (state.created_at, state.generation)
 
 
 class KBIndexes:
@@ -83,10 +89,10 @@ class KBIndexes:
                     self._lock_file.close()  # closing releases the flock
                     self._lock_file = None
 
-    def current(self, kb: str, generation: int) -> Loaded | None:
-        """The index of `kb` at database `generation`; None while the kb has no embedder."""
+    def current(self, kb: str, state: KBState | KBInfo) -> Loaded | None:
+        """The index of `kb` as the database `state` says; None while the kb has no embedder."""
         slot = self._loaded.get(kb)
-        if slot is not None and slot.generation == generation:
+        if slot is not None and slot.matches(state):
             return slot
         with self.writing():
             return self.sync(kb)
@@ -104,7 +110,7 @@ class KBIndexes:
         if info is None:
             raise KnowledgeBaseNotFoundError(f"knowledge base {kb!r} was dropped meanwhile")
         slot = self._loaded.get(kb)
-        if not info.embedder or (slot is not None and slot.generation == info.generation):
+        if not info.embedder or (slot is not None and slot.matches(info)):
             return slot
         emb = self._embedder(info.embedder)
         if emb.dim != info.dim:
@@ -114,16 +120,16 @@ class KBIndexes:
                 f"`citewise kb reindex {kb}` to embed its passages again"
             )
         manifest = self._read_manifest(kb)
-        if manifest is None or manifest.get("generation") != info.generation:
+        held = (manifest or {}).get("created_at"), (manifest or {}).get("generation")
+        if manifest is None or held != (info.created_at, info.generation):
             if manifest is not None or info.chunks:
-                held = "missing" if manifest is None else f"at generation {manifest['generation']}"
                 log.warning(
-                    "knowledge base %s: index file %s, database at generation %d (a write was "
-                    "interrupted); rebuilding the index from the stored vectors",
-                    kb, held, info.generation,
+                    "knowledge base %s: index files at generation %s, database at %d (a write "
+                    "was interrupted); rebuilding the index from the stored vectors",
+                    kb, held[1], info.generation,
                 )  # fmt: skip
             return self.rebuild(info)
-        slot = Loaded(self._load(info, manifest), info.generation, saved=True)
+        slot = Loaded(self._load(info, manifest), info.created_at, info.generation, saved=True)
         self._loaded[kb] = slot
         return slot
 
@@ -153,7 +159,7 @@ class KBIndexes:
             # The database is ahead of this index now; the next use rebuilds it from SQLite.
             self._loaded.pop(kb, None)
             raise
-        self._loaded[kb] = Loaded(slot.index, generation, saved=False)
+        self._loaded[kb] = replace(slot, generation=generation, saved=False)
         if save is None:
             save = time.monotonic() - self._last_save.get(kb, -1e9) >= self.save_every_s
         if save:
@@ -174,7 +180,7 @@ class KBIndexes:
         index = DenseIndex(info.dim)
         ids, vectors = self.store.vectors(info.name, info.dim)
         index.add(ids, vectors)
-        self._loaded[info.name] = Loaded(index, info.generation, saved=False)
+        self._loaded[info.name] = Loaded(index, info.created_at, info.generation, saved=False)
         self.save(info.name)
         return self._loaded[info.name]
 
@@ -190,6 +196,7 @@ class KBIndexes:
             "embedder": info.embedder,
             "dim": info.dim,
             "chunk_count": len(slot.index),
+            "created_at": slot.created_at,
             "generation": slot.generation,
             "faiss_sha256": sha,
         }

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,9 +98,7 @@ def _resolve_bundled(spec: str) -> ModelRef:
 def causal_lm_folder(spec: str, cache_dir: Path) -> Path:
     """A transformers folder for a causal LM spec, converting a GGUF once into `cache_dir`.
 
-    The conversion (tens of seconds) happens in a temporary folder renamed into place at the end,
-    under a file lock, so a killed conversion leaves nothing that looks finished and two processes
-    never convert the same file at once.
+    The conversion takes tens of seconds; `build_once` makes it atomic and one-at-a-time.
     """
     ref = resolve_model(spec)
     if ref.kind == "hf-folder":
@@ -110,27 +108,39 @@ def causal_lm_folder(spec: str, cache_dir: Path) -> Path:
             f"{spec} is an embedding model ({ref.kind}), not a causal LM; pass a transformers "
             "folder, a .gguf file or bundled:smollm2"
         )
-    cache_dir = Path(cache_dir).expanduser()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    stat = ref.path.stat()
-    key = hashlib.sha256(f"{ref.path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    final = cache_dir / f"{ref.path.stem}-{key[:16]}"
-    if (final / "config.json").is_file():
+    key = file_key(ref.path)
+    final = Path(cache_dir).expanduser() / f"{ref.path.stem}-{key[:16]}"
+    return build_once(final, lambda tmp: _convert_gguf(ref.path, tmp))
+
+
+def file_key(path: Path) -> str:
+    """A cache key that changes when the file at `path` is replaced or modified."""
+    stat = path.stat()
+    return hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+
+
+def build_once(final: Path, build: Callable[[Path], None]) -> Path:
+    """Return `final`, first making it with `build(tmp)` in a temp folder renamed into place.
+
+    Under a file lock, so two processes never build the same folder at once; a build that was
+    killed leaves only a temp folder, which the next build (holding the lock) removes.
+    """
+    if final.is_dir():
         return final
-    with _locked(cache_dir / f".{final.name}.lock"):
-        if (final / "config.json").is_file():  # another process finished while we waited
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(final.parent / f".{final.name}.lock"):
+        if final.is_dir():  # another process finished while we waited
             return final
-        # Holding the lock, any temp folder of ours is from a conversion that died; drop it.
-        for stale in cache_dir.glob(f"{_TMP_PREFIX}{final.name}-*"):
+        for stale in final.parent.glob(f"{_TMP_PREFIX}{final.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=cache_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=final.parent))
         try:
-            _convert_gguf(ref.path, tmp)
+            build(tmp)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        fsync_dir(cache_dir)
+        fsync_dir(final.parent)
     return final
 
 
@@ -159,7 +169,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             "pass a GGUF of an architecture transformers supports, or a transformers folder"
         ) from e
     # The weights are already dequantized in memory; drop the GGUF quantizer so they save as floats.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     # Chat models end a turn with a token (SmolLM2: <|im_end|>) that generation must stop on.

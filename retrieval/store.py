@@ -3,93 +3,28 @@
 SQLite is the source of truth. A chunk row holds its text, offsets and float32 vector, so the FAISS
 file beside the database can always be rebuilt from it, and every change to a document (its row,
 its chunks, their lexical rows, the knowledge base's generation) commits in one transaction.
-Each knowledge base has its own FTS5 table, so its BM25 statistics (document frequencies, average
-length) do not shift when another knowledge base is added. Plain sqlite-utils, so Datasette can
-browse it.
+The schema is in retrieval/schema.py.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from sqlite_utils import Database
 
 from retrieval import lexical
+from retrieval.schema import MIGRATIONS, create_fts, fts_table, utc_now
 from retrieval.types import Filters, Hit, Span
 
+__all__ = ["DB_NAME", "DocInfo", "KBInfo", "KBState", "Store", "fts_table", "utc_now"]
+
 DB_NAME = "citewise.db"
-Migration = Callable[[Database], None]
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register `fn` as the next migration; its name is its identity, so never rename one."""
-    MIGRATIONS.append(fn)
-    return fn
-
-
-@migration
-def m001_knowledge_bases(db: Database) -> None:
-    db.execute(
-        """CREATE TABLE kbs (
-            name TEXT PRIMARY KEY,
-            domain TEXT NOT NULL,
-            lang TEXT NOT NULL DEFAULT '',      -- en | zh | multi; '' until the first ingest
-            embedder TEXT NOT NULL DEFAULT '',  -- model spec; '' until the first ingest
-            dim INTEGER NOT NULL DEFAULT 0,
-            chunk_tokens INTEGER NOT NULL,
-            overlap_tokens INTEGER NOT NULL DEFAULT 0,
-            lexical TEXT NOT NULL,              -- lexical.VERSION the FTS table was filled with
-            generation INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE documents (
-            kb TEXT NOT NULL,
-            doc_id TEXT NOT NULL,
-            title TEXT NOT NULL DEFAULT '',
-            domain TEXT NOT NULL,
-            lang TEXT NOT NULL,
-            grp TEXT NOT NULL DEFAULT '',
-            source TEXT NOT NULL DEFAULT '',
-            content_hash TEXT NOT NULL,
-            n_chunks INTEGER NOT NULL,
-            added_at TEXT NOT NULL,
-            PRIMARY KEY (kb, doc_id)
-        )"""
-    )
-    # AUTOINCREMENT: a chunk id is also its FAISS id, and an id handed out twice could make a
-    # stale index entry point at someone else's text.
-    db.execute(
-        """CREATE TABLE chunks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            kb TEXT NOT NULL,
-            doc_id TEXT NOT NULL,
-            ord INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            start INTEGER NOT NULL,
-            "end" INTEGER NOT NULL,
-            vector BLOB NOT NULL
-        )"""
-    )
-    db.execute("CREATE UNIQUE INDEX idx_chunks_doc ON chunks (kb, doc_id, ord)")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def fts_table(kb: str) -> str:
-    """The quoted name of a knowledge base's FTS5 table (kb names are checked to be word chars)."""
-    return f'"chunks_fts_{kb}"'
 
 
 @dataclass(frozen=True)
@@ -108,6 +43,15 @@ class KBInfo:
     documents: int
     chunks: int
     lexical: str = lexical.VERSION
+
+
+@dataclass(frozen=True)
+class KBState:
+    """Identity and version of a knowledge base's contents."""
+
+    created_at: str  # tells apart a knowledge base dropped and created again under its name
+    generation: int  # bumped by every committed change
+    lexical: str  # lexical.VERSION of its FTS table
 
 
 @dataclass(frozen=True)
@@ -154,7 +98,7 @@ class Store:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._migrate()
 
@@ -166,13 +110,18 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             with self._conns_lock:
-                self._conns.append(conn)
+                # Threads come and go (a server's pool); close what the finished ones left open.
+                for thread, old in self._conns:
+                    if not thread.is_alive():
+                        old.close()
+                self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
+                self._conns.append((threading.current_thread(), conn))
             db = self._local.db = Database(conn)
         return db
 
     def close(self) -> None:
         with self._conns_lock:
-            for conn in self._conns:
+            for _, conn in self._conns:
                 conn.close()
             self._conns.clear()
         self._local = threading.local()
@@ -211,12 +160,12 @@ class Store:
         row = self.db.execute(_KB_SELECT + " WHERE name = ?", [name]).fetchone()
         return KBInfo(*row) if row else None
 
-    def state(self, name: str) -> tuple[int, str] | None:
-        """(generation, lexical version) of a knowledge base, without counting its rows."""
+    def state(self, name: str) -> KBState | None:
+        """What says whether cached indexes of a knowledge base are current, in one row read."""
         row = self.db.execute(
-            "SELECT generation, lexical FROM kbs WHERE name = ?", [name]
+            "SELECT created_at, generation, lexical FROM kbs WHERE name = ?", [name]
         ).fetchone()
-        return (int(row[0]), str(row[1])) if row else None
+        return KBState(*row) if row else None
 
     def kbs(self) -> list[KBInfo]:
         return [KBInfo(*row) for row in self.db.execute(_KB_SELECT + " ORDER BY name")]
@@ -229,10 +178,7 @@ class Store:
             [info.name, info.domain, info.lang, info.embedder, info.dim, info.chunk_tokens,
              info.overlap_tokens, lexical.VERSION, info.generation, info.created_at],
         )  # fmt: skip
-        db.execute(
-            f"CREATE VIRTUAL TABLE {fts_table(info.name)} USING fts5(tokens, "
-            f"tokenize='{lexical.FTS_TOKENIZER}')"
-        )
+        create_fts(db, info.name)
 
     def update_kb(self, db: Database, name: str, **fields: str | int) -> None:
         sets = ", ".join(f"{column} = ?" for column in fields)
@@ -332,10 +278,7 @@ class Store:
     def refill_fts(self, db: Database, kb: str) -> None:
         """Segment every chunk of `kb` again into a fresh FTS table (lexical.VERSION moved)."""
         db.execute(f"DROP TABLE IF EXISTS {fts_table(kb)}")
-        db.execute(
-            f"CREATE VIRTUAL TABLE {fts_table(kb)} USING fts5(tokens, "
-            f"tokenize='{lexical.FTS_TOKENIZER}')"
-        )
+        create_fts(db, kb)
         db.conn.executemany(
             f"INSERT INTO {fts_table(kb)} (rowid, tokens) VALUES (?, ?)",
             [(i, lexical.index_text(text)) for i, text in self.chunk_texts(kb)],

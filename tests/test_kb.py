@@ -211,6 +211,20 @@ def test_drop_removes_rows_tables_and_files(library: Library, data_dir: Path) ->
     assert library.store.db.execute("SELECT min(id) FROM chunks").fetchone()[0] > old_max
 
 
+def test_a_kb_dropped_and_created_again_elsewhere_is_not_mistaken_for_the_old_one(
+    library: Library, data_dir: Path, base_docs: list[Document], minilm_embedder: Any
+) -> None:
+    other = _open(data_dir, minilm_embedder)  # another process, with the old index loaded
+    assert other.dense_search("kb", base_docs[0].text, 1)[0].doc_id == base_docs[0].id
+    generation = library.info("kb").generation
+    library.drop("kb")
+    library.ingest_documents(
+        "kb", [Document("new", "Volcanoes erupt molten rock.")], progress=False
+    )
+    assert library.info("kb").generation == generation  # same name, same generation
+    assert _ids(other.dense_search("kb", "volcano eruption", 5)) == ["new"]
+
+
 def test_a_new_kb_takes_domain_language_and_embedder_from_its_documents(
     tmp_path: Path, base_docs: list[Document], minilm_embedder: Any
 ) -> None:
@@ -425,3 +439,25 @@ def test_the_lexical_index_is_resegmented_when_segmentation_changes(
     monkeypatch.setattr(lexical, "VERSION", "next")
     assert _ids(library.lexical_search("kb", base_docs[4].text[:200], 1)) == [base_docs[4].id]
     assert library.info("kb").lexical == "next"
+
+
+def test_an_embedder_with_another_dimension_is_reported_and_reindex_reembeds(
+    data_dir: Path, base_docs: list[Document], minilm_embedder: Any, check_kb: Callable[..., None]
+) -> None:
+    lib = _open(data_dir, minilm_embedder)
+    ids, before = lib.store.vectors("kb", 384)
+    # As if the kb had been built by a 128-d model and the spec now loads a 384-d one.
+    with lib.store.write() as db:
+        lib.store.update_kb(db, "kb", dim=128)
+    with pytest.raises(
+        ManifestMismatchError, match=r"128-dimensional .* 384-dimensional .* reindex"
+    ):
+        lib.dense_search("kb", "query", 3)
+    info = lib.reindex("kb")
+    assert info.dim == 384
+    ids_after, after = lib.store.vectors("kb", 384)
+    # Embedded again from the stored text by the same model: the same vectors, to rounding.
+    assert ids_after.tolist() == ids.tolist()
+    np.testing.assert_allclose(after, before, atol=1e-4)
+    check_kb(lib, "kb")
+    assert _ids(lib.dense_search("kb", base_docs[5].text, 1)) == [base_docs[5].id]

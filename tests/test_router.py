@@ -1,4 +1,4 @@
-"""The router: data file checks, kb selection, metrics by hand, prototype and trained routers end to end."""
+"""The router: data checks, kb choice, metrics by hand, prototype and trained routers end to end."""
 
 from __future__ import annotations
 

@@ -142,3 +142,12 @@ def test_readers_in_other_threads_do_not_wait_for_a_writer(store: Store) -> None
         reader.join(timeout=10)
     assert seen == [1]
     assert store.kb("a").chunks == 2  # type: ignore[union-attr]
+
+
+def test_connections_of_finished_threads_are_closed(store: Store) -> None:
+    for _ in range(5):
+        t = threading.Thread(target=lambda: store.kb("a"))
+        t.start()
+        t.join()
+    store.kb("a")
+    assert len(store._conns) <= 2  # this thread's, and at most the last finished one's

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ui import cli_eval, cli_retrieval
+from ui import cli_agent, cli_eval, cli_retrieval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_retrieval.register(sub)
+    cli_agent.register(sub)
     cli_eval.register(sub)
     return parser
 

@@ -1,0 +1,137 @@
+"""`citewise ask | chat | router`: the agent from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agent.types import Done, Reply, Retrieved, Rewritten, Routed, Token
+
+
+def register(sub: Any) -> None:
+    for name, help_text in (("ask", "answer one message, with citations"), ("chat", "terminal chat")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--kb", action="append", help="knowledge base (repeatable; default: router decides)")
+        p.add_argument("--session", help="continue this session id")
+        p.add_argument("--config", help="agent config file (.toml or .json)")
+        p.add_argument("--lm", help="LM spec: bundled:smollm2, a local folder, a .gguf, or an http URL")
+        if name == "ask":
+            p.add_argument("--json", action="store_true", help="print the Reply as JSON")
+            p.add_argument("message")
+            p.set_defaults(func=cmd_ask)
+        else:
+            p.set_defaults(func=cmd_chat)
+
+    r = sub.add_parser("router", help="train or evaluate the intent/domain router")
+    r_sub = r.add_subparsers(dest="router_command", required=True, metavar="ACTION")
+    t = r_sub.add_parser("train", help="fine-tune the router on a labelled JSONL")
+    t.add_argument("--data", help="labelled queries (default: the shipped starting set)")
+    t.add_argument("--out", help="folder to save to (default: <data-dir>/router)")
+    t.add_argument("--epochs", type=int, default=8)
+    t.set_defaults(func=cmd_router_train)
+    e = r_sub.add_parser("eval", help="accuracy and macro-F1 on the held-aside split")
+    e.add_argument("--data", help="labelled queries (default: the shipped starting set)")
+    e.add_argument("--router", help="trained router folder (default: <data-dir>/router, else prototypes)")
+    e.set_defaults(func=cmd_router_eval)
+
+
+def _agent(args: argparse.Namespace) -> Any:
+    from agent import Agent
+
+    return Agent.from_config(args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb)
+
+
+def reply_json(reply: Reply) -> dict[str, Any]:
+    """The Reply as plain JSON-able data (hits trimmed to what a citation needs)."""
+    data = asdict(reply)
+    data["sources"] = [
+        {k: h[k] for k in ("kb", "doc_id", "chunk_id", "title", "score", "text")} for h in data["sources"]
+    ]
+    return data
+
+
+def _print_reply(reply: Reply) -> None:
+    for c in reply.citations:
+        mark = "" if c.verified else "  (unverified)"
+        print(f"  [{c.n}] {c.kb}/{c.doc_id} {c.title}{mark}")
+    for n in reply.notices:
+        print(f"  ! {n.text}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    agent = _agent(args)
+    if args.json:
+        reply = agent.ask(args.message, args.session)
+        print(json.dumps(reply_json(reply), ensure_ascii=False, indent=2))
+        return 0
+    _stream_turn(agent, args.message, args.session)
+    return 0
+
+
+def _stream_turn(agent: Any, message: str, session: str | None) -> str:
+    """Print one streamed turn; returns the session id."""
+    reply = None
+    for event in agent.stream(message, session):
+        if isinstance(event, Rewritten) and event.query != message:
+            print(f"  (searching for: {event.query})")
+        elif isinstance(event, Routed):
+            print(f"  (route: {event.route.intent}/{event.route.domain} -> {', '.join(event.route.kbs)})")
+        elif isinstance(event, Retrieved):
+            print(f"  ({len(event.hits)} passages)")
+        elif isinstance(event, Token):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Done):
+            reply = event.reply
+    print()
+    if reply is None:
+        return session or ""
+    print(f"\n{reply.answer}")
+    _print_reply(reply)
+    return reply.session_id
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    agent = _agent(args)
+    session = args.session or agent.new_session("chat")
+    print(f"session {session}; empty line or Ctrl-D to quit")
+    while True:
+        try:
+            message = input("\nyou> ").strip()
+        except EOFError:
+            return 0
+        if not message:
+            return 0
+        session = _stream_turn(agent, message, session)
+
+
+def _data_file(args: argparse.Namespace) -> Path:
+    from agent.router import DEFAULT_DATA
+
+    return Path(args.data) if args.data else DEFAULT_DATA
+
+
+def cmd_router_train(args: argparse.Namespace) -> int:
+    from agent.router_train import format_metrics, train_router
+    from retrieval.paths import data_dir
+
+    out = Path(args.out) if args.out else data_dir(args.data_dir) / "router"
+    metrics = train_router(_data_file(args), out, epochs=args.epochs)
+    print(format_metrics(metrics))
+    print(f"saved to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_router_eval(args: argparse.Namespace) -> int:
+    from agent.router import load_router
+    from agent.router_train import evaluate_router, format_metrics
+    from retrieval.embedders import load_embedder
+    from retrieval.paths import data_dir
+
+    folder = Path(args.router) if args.router else data_dir(args.data_dir) / "router"
+    router = load_router(folder, load_embedder("bundled:e5"))
+    print(format_metrics(evaluate_router(router, _data_file(args))))
+    return 0
