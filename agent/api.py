@@ -54,7 +54,9 @@ class Agent:
                 max_new_tokens=cfg.max_new_tokens,
                 time_limit_s=cfg.time_limit_s,
                 history_turns=cfg.history_turns,
-                gate_threshold=cfg.gate_threshold if cfg.gate_threshold is not None else DEFAULT_THRESHOLD,
+                gate_threshold=cfg.gate_threshold
+                if cfg.gate_threshold is not None
+                else DEFAULT_THRESHOLD,
                 strict=cfg.strict,
             ),
         )
@@ -91,7 +93,9 @@ class Agent:
         for event in self.stream(message, session_id, **kwargs):
             if isinstance(event, Done):
                 return event.reply
-        raise RuntimeError("the turn ended without a reply")  # unreachable: turn() always ends with Done
+        raise RuntimeError(
+            "the turn ended without a reply"
+        )  # unreachable: turn() always ends with Done
 
     def new_session(self, title: str = "") -> str:
         return self.store.create_session(title)
@@ -111,11 +115,15 @@ class Agent:
     def feedback(self, turn_id: int, rating: int, comment: str = "") -> int:
         return self.store.add_feedback(turn_id, rating, comment)
 
-    def summarize(self, kb: str, doc_id: str, *, lang: str | None = None, sentences: int = 3) -> str:
+    def summarize(
+        self, kb: str, doc_id: str, *, lang: str | None = None, sentences: int = 3
+    ) -> str:
         """A short summary of one stored document, in `lang` (default: the document's language)."""
         doc = self.library.document_text(kb, doc_id)
         lang = lang or detect_lang(doc.text)
-        prompt = render("summarize", lang, title=doc.title, text=doc.text[:6000], sentences=sentences)
+        prompt = render(
+            "summarize", lang, title=doc.title, text=doc.text[:6000], sentences=sentences
+        )
         return "".join(self.lm.stream([{"role": "user", "content": prompt}])).strip()
 
     def translate(self, text: str, target_lang: str) -> str:

@@ -13,7 +13,9 @@ from typing import Any
 @dataclass(frozen=True)
 class AgentConfig:
     data_dir: str | None = None  # default: $CITEWISE_HOME or the per-user data dir
-    lm: str = "bundled:smollm2"  # a local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL
+    lm: str = (
+        "bundled:smollm2"  # a local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL
+    )
     lm_model: str = ""  # model name sent to an OpenAI-compatible server
     device: str | None = None  # "cuda" | "cpu"; default: CUDA when available
     verifier: str = "bundled:e5"  # embedder for citation support and the evidence gate
@@ -34,7 +36,9 @@ class AgentConfig:
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
 
     @classmethod
-    def load(cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any) -> AgentConfig:
+    def load(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> AgentConfig:
         """From a dict, a .toml or .json file, or nothing; keyword overrides win."""
         values: dict[str, Any] = {}
         if isinstance(source, Mapping):

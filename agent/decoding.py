@@ -11,7 +11,7 @@ several times faster and a rejected draft costs little.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ def greedy_tokens(
     max_new_tokens: int,
     stop_ids: frozenset[int],
     lookup: PromptLookup,
-) -> Iterator[list[int]]:
+) -> Generator[list[int], None, None]:
     """Yield the greedy continuation of `input_ids` (shape 1 x T) in chunks of accepted tokens.
 
     Ends after a token in `stop_ids` (which is yielded) or after `max_new_tokens` tokens. The
@@ -133,8 +133,7 @@ class GrowingLayer(DynamicLayer):
             self.value_buffer = self._grown(self.value_buffer, end)
         self.key_buffer[..., self.length : end, :] = key_states
         self.value_buffer[..., self.length : end, :] = value_states
-        self._set_length(end)
-        return self.keys, self.values
+        return self._set_length(end)
 
     def _grown(self, buffer: torch.Tensor, needed: int) -> torch.Tensor:
         size = max(needed + 256, 2 * buffer.shape[-2])
@@ -142,10 +141,11 @@ class GrowingLayer(DynamicLayer):
         bigger[..., : self.length, :] = buffer[..., : self.length, :]
         return bigger
 
-    def _set_length(self, length: int) -> None:
+    def _set_length(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.length = length
-        self.keys = self.key_buffer[..., :length, :]
-        self.values = self.value_buffer[..., :length, :]
+        keys, values = self.key_buffer[..., :length, :], self.value_buffer[..., :length, :]
+        self.keys, self.values = keys, values
+        return keys, values
 
     def get_seq_length(self) -> int:
         return self.length if self.is_initialized else 0

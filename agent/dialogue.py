@@ -13,7 +13,18 @@ from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
 from agent.state import DialogueStore, EvidenceRecord, TurnRecord
-from agent.types import Citation, Done, Event, Notice, Reply, Retrieved, Rewritten, Route, Routed, Token
+from agent.types import (
+    Citation,
+    Done,
+    Event,
+    Notice,
+    Reply,
+    Retrieved,
+    Rewritten,
+    Route,
+    Routed,
+    Token,
+)
 from prompts import fence, render
 from retrieval.lang import detect_lang
 from retrieval.search import HybridSearcher
@@ -88,8 +99,12 @@ class DialogueManager:
             route = self.router.route(state.query)
             chosen = tuple(kbs) if kbs else tuple(kbs_for(route.domain, self.kb_domains))
             state.route = Route(
-                route.intent, route.domain, route.intent_confidence, route.domain_confidence,
-                route.method, chosen,
+                route.intent,
+                route.domain,
+                route.intent_confidence,
+                route.domain_confidence,
+                route.method,
+                chosen,
             )
             yield Routed(state.route)
 
@@ -181,7 +196,9 @@ class DialogueManager:
             kept = tuple(c for c in checked.citations if c.verified)
             return checked.grounded, kept, False
         # Nothing the LM wrote is supported: quote the passage sentence that answers best.
-        quote = verify(_best_sentence(self.scorer, state.query, hits[best]), [hits[best]], self.scorer)
+        quote = verify(
+            _best_sentence(self.scorer, state.query, hits[best]), [hits[best]], self.scorer
+        )
         text = _QUOTE[state.lang].format(text=quote.grounded.rsplit(" [", 1)[0], n=best + 1)
         cites = tuple(
             Citation(**{**asdict(c), "n": best + 1}) for c in quote.citations if c.verified

@@ -24,7 +24,9 @@ class GateDecision:
     best: int  # index of the strongest hit, -1 when there were none
 
 
-def evidence_strength(query: str, hits: Sequence[Hit], scorer: SupportScorer, top: int = 5) -> GateDecision:
+def evidence_strength(
+    query: str, hits: Sequence[Hit], scorer: SupportScorer, top: int = 5
+) -> GateDecision:
     """How well the top hits cover the query (threshold not applied)."""
     if not hits:
         return GateDecision(False, 0.0, -1)

@@ -60,7 +60,9 @@ def _messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     for m in messages:
         role = _ROLES.get(m.type)
         if role is None:
-            raise ValueError(f"message type {m.type!r} is not supported; use system, human or ai messages")
+            raise ValueError(
+                f"message type {m.type!r} is not supported; use system, human or ai messages"
+            )
         out.append({"role": role, "content": m.text})
     return out
 

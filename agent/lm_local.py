@@ -13,14 +13,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agent.decoding import PromptLookup, greedy_tokens
-from agent.fast_cpu import pack_linears
+from agent.fast_cpu import pack_linears, use_grouped_attention
 from agent.protocols import CancelToken, GenerationStats, LMError, Messages
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class LocalLM:
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         lookup: PromptLookup | None = None,
-        pack_cpu_weights: bool = True,
+        fast_cpu: bool = True,
         batch_size: int = 8,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -56,7 +56,7 @@ class LocalLM:
         self.lookup = lookup if lookup is not None else PromptLookup()
         self.batch_size = batch_size
         folder = causal_lm_folder(spec, Path(cache_dir))
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(folder)
         if not self.tokenizer.chat_template:
             raise LMError(
                 f"{spec} has no chat template in {folder}; pass an instruction-tuned (chat) model"
@@ -68,12 +68,15 @@ class LocalLM:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = min(self.stop_ids)
-        # Greedy with nothing from the checkpoint (repetition penalties...), so batch and stream agree.
+        # Plain greedy, nothing from the checkpoint (repetition penalty...): batch and stream agree.
         self.model.generation_config = GenerationConfig(
             eos_token_id=sorted(self.stop_ids), pad_token_id=self.pad_id, do_sample=False
         )
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
-        self.packed_layers = pack_linears(self.model) if pack_cpu_weights else 0
+        # On CPU in float32: oneDNN-packed weights and in-place GQA attention (agent/fast_cpu.py).
+        self.packed_layers = pack_linears(self.model) if fast_cpu else 0
+        if fast_cpu and self.device.type == "cpu" and self.dtype == torch.float32:
+            use_grouped_attention(self.model)
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -87,7 +90,7 @@ class LocalLM:
         time_limit_s: float | None = None,
         cancel: CancelToken | None = None,
         stats: list[GenerationStats] | None = None,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         run = _Run(time.monotonic(), time_limit_s, cancel)
         input_ids = self.prompt_ids(messages)
         budget = self._budget(input_ids.shape[1], max_new_tokens)
@@ -139,7 +142,8 @@ class LocalLM:
                 "assistant",
             ):
                 raise ValueError(
-                    f"each message needs a role (system, user or assistant) and string content; got {m!r}"
+                    "each message needs a role (system, user or assistant) and string "
+                    f"content; got {m!r}"
                 )
         encoded = self.tokenizer.apply_chat_template(
             [dict(m) for m in messages],

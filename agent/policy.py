@@ -63,6 +63,10 @@ def notices(domain: str, message: str, hits: Sequence[Hit], lang: str) -> tuple[
         place = jurisdiction(hits, lang)
         where = ""
         if place:
-            where = f"（所引法律为{place}法律）" if lang == "zh" else f" (the sources are law of {place})"
+            where = (
+                f"（所引法律为{place}法律）"
+                if lang == "zh"
+                else f" (the sources are law of {place})"
+            )
         out.append(Notice("legal", _TEXT["legal"][lang].format(where=where)))
     return tuple(out)

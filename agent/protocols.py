@@ -1,4 +1,4 @@
-"""The LM seam: what a language-model backend provides to the dialogue manager, and what it reports."""
+"""The LM seam: what a language-model backend gives the dialogue manager, and what it reports."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ _EN_DEPENDENT = re.compile(
     r"^(why|how|when|where|who)\??$",
     re.IGNORECASE,
 )
-_ZH_DEPENDENT = re.compile(r"^(那|那么|还有|另外|并且|而且|再)|呢[？?]?$|(它|他们|她们|它们|这个|那个|这些|那些|该|此|上述|前者|后者|第[一二三四五六七八九十\d]+个)")
+_ZH_DEPENDENT = re.compile(
+    r"^(那|那么|还有|另外|并且|而且|再)|呢[？?]?$|(它|他们|她们|它们|这个|那个|这些|那些|该|此|上述|前者|后者|第[一二三四五六七八九十\d]+个)"
+)
 
 
 def depends_on_history(message: str, history: Sequence[tuple[str, str]]) -> bool:

@@ -208,7 +208,7 @@ def encoder_gate(texts: Sequence[str], features: str) -> Any | None:
 
     MiniLM's English WordPiece vocabulary turns most Chinese characters into [UNK]; fine-tuned on
     such rows it learns noise the heads then trust (held-out Chinese intent accuracy fell from
-    0.98 to 0.71–0.79), so Chinese rows get the multilingual embedder's vector alone.
+    0.95–0.98 with e5 alone to 0.71–0.79), so Chinese rows get the embedder's vector alone.
     """
     import torch
 
@@ -273,7 +273,7 @@ class TrainedRouter:
         encoder = tokenizer = None
         if "minilm" in meta["features"]:
             config = AutoConfig.from_pretrained(path / "encoder")
-            encoder = AutoModel.from_config(config, add_pooling_layer=False)
+            encoder = AutoModel.from_config(config)
             tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
         feat_dim = int(meta["embedder_dim"]) if uses_embedder else 0
         labels = meta["labels"]
@@ -312,8 +312,8 @@ class TrainedRouter:
         return Route(intent, domain, ic, dc, self.method)
 
 
-def load_router(path: Path | None, embedder: Embedder) -> Router:
-    """The trained router in `path` when that folder exists, else a PrototypeRouter."""
+def load_router(path: Path | None, embedder: Embedder, *, data: Path = DEFAULT_DATA) -> Router:
+    """The trained router in `path` when that folder exists, else a PrototypeRouter on `data`."""
     if path is not None and Path(path).is_dir():
         return TrainedRouter.load(Path(path), embedder)
-    return PrototypeRouter(embedder)
+    return PrototypeRouter(embedder, data)

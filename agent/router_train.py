@@ -167,8 +167,8 @@ def train_router(
     if features not in FEATURES:
         raise ValueError(f"features must be one of {', '.join(FEATURES)}; got {features!r}")
     epochs = FEATURES[features] if epochs is None else epochs
-    if epochs < 1 or batch_size < 1:
-        raise ValueError("epochs and batch_size must be at least 1")
+    if epochs < 1 or batch_size < 2:
+        raise ValueError("epochs must be at least 1 and batch_size at least 2 (batch norm)")
     train = load_examples(data, split="train")
     if not train:
         raise ValueError(f'{data} has no train lines; label some with "split": "train"')
@@ -181,7 +181,8 @@ def train_router(
     if "minilm" in features:
         base = _base_encoder_path()
         tokenizer = AutoTokenizer.from_pretrained(base)
-        encoder = AutoModel.from_pretrained(base, add_pooling_layer=False)
+        # The pooler stays though unused: dropping it makes transformers print a load report.
+        encoder = AutoModel.from_pretrained(base)
     feats = None
     if embedder is not None and "embedder" in features:
         feats = torch.from_numpy(embed_queries(embedder, [e.text for e in train]))
@@ -199,6 +200,8 @@ def train_router(
     for epoch in range(epochs):
         total = 0.0
         for idx in torch.randperm(len(train), generator=order_rng).split(batch_size):
+            if len(idx) < 2:  # batch norm cannot normalize a batch of one; the row waits
+                continue
             texts = [train[i].text for i in idx.tolist()]
             tokens = None
             if tokenizer is not None:

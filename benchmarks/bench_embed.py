@@ -24,7 +24,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EVALSETS = Path(os.environ.get("CITEWISE_EVALSETS", "/work/shared/evalsets"))
-BACKENDS = ("onnx-int8", "onnx", "torch")
+BACKENDS = ("openvino", "openvino-f32", "torch")
 
 
 def load_texts(n_passages: int, n_queries: int, count_tokens, max_tokens: int):

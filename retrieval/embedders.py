@@ -1,7 +1,7 @@
 """The Embedder implementations: sentence-transformers folders and the bundled 4-bit E5 engine.
 
 `load_embedder(spec)` picks one from what `resolve_model` finds. On CPU a sentence-transformers
-model runs through ONNX Runtime by default (retrieval/onnx_encoder.py; benchmarks/bench_embed.py
+model runs through OpenVINO by default (retrieval/ov_encoder.py; benchmarks/bench_embed.py
 measures it against LangChain's HuggingFaceEmbeddings); `backend="torch"` keeps plain PyTorch.
 """
 
@@ -20,9 +20,9 @@ from retrieval.errors import ModelNotFoundError
 from retrieval.models import ModelRef, resolve_model
 
 if TYPE_CHECKING:
-    from retrieval.onnx_encoder import OnnxEncoder
+    from retrieval.ov_encoder import OpenVinoEncoder
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "openvino", "openvino-f32")
 log = logging.getLogger(__name__)
 
 
@@ -36,9 +36,9 @@ def default_cache_dir() -> Path:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers folder (bundled:minilm is all-MiniLM-L6-v2).
 
-    backend: "auto" (ONNX int8 on CPU when onnxruntime is installed, else PyTorch), "torch",
-    "onnx" (fused fp32: the same vectors as PyTorch) or "onnx-int8" (8-bit blockwise weights:
-    cosine ≥ 0.999 to fp32, faster on CPUs with int8 dot-product instructions).
+    backend: "auto" (OpenVINO on CPU when it is installed, else PyTorch), "torch", "openvino"
+    (bfloat16 where the CPU has bf16 instructions: cosine ≥ 0.999 to fp32, about twice as fast
+    as fp32) or "openvino-f32" (fp32 throughout: the same vectors as PyTorch).
     """
 
     def __init__(
@@ -48,7 +48,7 @@ class SentenceTransformerEmbedder:
         *,
         backend: str = "auto",
         cache_dir: Path | None = None,
-        batch_size: int = 32,
+        batch_size: int = 16,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -62,18 +62,19 @@ class SentenceTransformerEmbedder:
         self.name = ref.spec
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
-        self.backend, self._onnx, self._st = _open_backend(
+        self.backend, self._ov, self._st = _open_backend(
             ref.path, backend, self.device, cache_dir or default_cache_dir()
         )
         # A fast tokenizer used from two threads at once can fail with "Already borrowed".
         self._torch_lock = threading.Lock()
-        if self._onnx is not None:
-            tokenizer = self._onnx.tokenizer
-            self.dim = self._onnx.pipeline.dim
-            max_seq = self._onnx.pipeline.max_seq_length
+        if self._ov is not None:
+            tokenizer = self._ov.tokenizer
+            self.dim = self._ov.pipeline.dim
+            max_seq = self._ov.pipeline.max_seq_length
         else:
             tokenizer = self._st.tokenizer
-            self.dim = int(self._st.get_sentence_embedding_dimension())
+            get_dim = getattr(self._st, "get_embedding_dimension", None)  # sentence-transformers 6
+            self.dim = int((get_dim or self._st.get_sentence_embedding_dimension)())
             max_seq = int(self._st.max_seq_length)
         # Budget for the text itself: the window less the [CLS]/[SEP] the model adds.
         self.max_tokens = max_seq - tokenizer.num_special_tokens_to_add(pair=False)
@@ -86,8 +87,8 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dim), np.float32)
-        if self._onnx is not None:
-            return self._onnx.encode(texts, self.batch_size)
+        if self._ov is not None:
+            return self._ov.encode(texts, self.batch_size)
         import torch
 
         with self._torch_lock, torch.inference_mode():
@@ -106,42 +107,41 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without the special tokens; a chunk fits when this ≤ max_tokens."""
-        if self._onnx is not None:
-            return int(self._onnx.count_tokens(text))
+        if self._ov is not None:
+            return int(self._ov.count_tokens(text))
         with self._torch_lock:
-            return len(self._st.tokenizer.encode(text, add_special_tokens=False))
+            ids = self._st.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+            return len(ids)
 
 
 def _open_backend(
     folder: Path, backend: str, device: str, cache_dir: Path
-) -> tuple[str, OnnxEncoder | None, Any]:
-    """(backend actually used, the ONNX encoder or None, the SentenceTransformer or None)."""
+) -> tuple[str, OpenVinoEncoder | None, Any]:
+    """(backend actually used, the OpenVINO encoder or None, the SentenceTransformer or None)."""
     if backend == "auto":
-        if device != "cpu" or importlib.util.find_spec("onnxruntime") is None:
+        if device != "cpu" or importlib.util.find_spec("openvino") is None:
             backend = "torch"
         else:
             try:
-                return _open_backend(folder, "onnx-int8", device, cache_dir)
+                return _open_backend(folder, "openvino", device, cache_dir)
             except (RuntimeError, ValueError, OSError) as e:
-                log.warning("ONNX export of %s failed (%s); using PyTorch", folder, e)
+                log.warning("OpenVINO conversion of %s failed (%s); using PyTorch", folder, e)
                 backend = "torch"
     if backend == "torch":
         from sentence_transformers import SentenceTransformer
 
         return backend, None, SentenceTransformer(str(folder), device=device)
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise ModelNotFoundError(
-            f"backend {backend!r} needs ONNX Runtime; run `pip install onnxruntime onnx`"
-        )
-    from retrieval.onnx_encoder import OnnxEncoder, st_pipeline
+    if importlib.util.find_spec("openvino") is None:
+        raise ModelNotFoundError(f"backend {backend!r} needs OpenVINO; run `pip install openvino`")
+    from retrieval.ov_encoder import OpenVinoEncoder, st_pipeline
 
     pipeline = st_pipeline(folder)
     if pipeline is None:
         raise ValueError(
             f"{folder} has modules beyond Transformer/Pooling/Normalize; use backend='torch'"
         )
-    precision = "int8" if backend == "onnx-int8" else "fp32"
-    return backend, OnnxEncoder(pipeline, cache_dir, precision), None
+    precision = "f32" if backend == "openvino-f32" else "auto"
+    return backend, OpenVinoEncoder(pipeline, cache_dir, precision), None
 
 
 class E5Embedder:

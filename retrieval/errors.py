@@ -19,3 +19,7 @@ class ManifestMismatchError(RetrievalError):
 
 class UnsupportedInputError(RetrievalError):
     """A file that cannot be ingested; the message is the one-line reason shown to the user."""
+
+
+class DocumentNotFoundError(RetrievalError):
+    """A document id that is not in the knowledge base named."""

@@ -4,17 +4,20 @@ document's chunks and vectors, and one transaction per batch of documents."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrieval.chunking import chunk_text
 from retrieval.lang import detect_lang
-from retrieval.loaders import Skipped
+from retrieval.loaders import Skipped, load_paths
 from retrieval.protocols import Embedder
 from retrieval.store import DocInfo, KBInfo, utc_now
 from retrieval.types import Document, Span
@@ -30,8 +33,11 @@ DEFAULT_EMBEDDERS: dict[str, str] = {
     "zh": "bundled:e5",
     "multi": "bundled:e5",
 }
-# A knowledge base is one language when at least this share of its first documents is.
-SINGLE_LANG_SHARE = 0.8
+# A new knowledge base is one language when at least this share of its first documents (up to
+# LANG_SAMPLE of them) is; else "multi". MiniLM all but fails on Chinese while E5 does well on
+# English too, so a tenth of Chinese documents is reason enough to choose E5.
+SINGLE_LANG_SHARE = 0.9
+LANG_SAMPLE = 256
 EMBED_BATCH = 32  # chunks per embedder call: the progress bar moves this often
 
 
@@ -74,7 +80,7 @@ def doc_lang(doc: Document) -> str:
 
 
 def majority_lang(docs: Sequence[Document]) -> str:
-    """ "en" or "zh" when nearly all of `docs` are in it, else "multi"."""
+    """ "en" or "zh" when at least SINGLE_LANG_SHARE of `docs` are in it, else "multi"."""
     counts = Counter(doc_lang(d) for d in docs)
     if not counts:
         return "en"
@@ -157,11 +163,19 @@ def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -
 
     totals = dict.fromkeys(("added", "replaced", "unchanged", "chunks_added"), 0)
     skipped: list[Skipped] = []
+    docs = iter(docs)
+    info = lib.store.kb(kb)
+    if info is None or not (info.embedder and info.lang):
+        # Language, embedder (and domain) are decided once, on a sample read ahead.
+        sample = list(itertools.islice(docs, LANG_SAMPLE))
+        if not sample:
+            return IngestReport()
+        info = _settle(lib, kb, sample)
+        docs = itertools.chain(sample, docs)
     bar = tqdm(desc=f"embedding {kb}", unit="chunk", disable=not progress)
     try:
         for raw in batched(docs, lib.batch_docs):
             batch = list({d.id: d for d in raw}.values())  # a repeated id: the last one wins
-            info = _settle(lib, kb, batch)
             known = lib.store.doc_hashes(kb, [d.id for d in batch])
             todo = [d for d in batch if known.get(d.id) != content_hash(d)]
             totals["unchanged"] += len(batch) - len(todo)
@@ -184,18 +198,52 @@ def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -
     return IngestReport(**totals, skipped=skipped)
 
 
-def _settle(lib: Library, kb: str, batch: Sequence[Document]) -> KBInfo:
+def ingest_files(
+    lib: Library,
+    kb: str,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    domain: str | None,
+    max_bytes: int,
+    prune: bool,
+    progress: bool,
+) -> IngestReport:
+    """`Library.ingest_paths`: what `load_paths` yields is ingested, what it skips is reported."""
+    loaded: list[Skipped] = []
+    seen: set[str] = set()
+
+    def documents() -> Iterator[Document]:
+        for item in load_paths(paths, domain=domain, max_bytes=max_bytes):
+            if isinstance(item, Skipped):
+                loaded.append(item)
+            else:
+                seen.add(item.id)
+                yield item
+
+    report = ingest(lib, kb, documents(), progress=progress)
+    removed = 0
+    if prune and lib.store.kb(kb) is not None:
+        roots = [str(Path(p).expanduser()) for p in paths]
+        failed = {s.path for s in loaded}
+        for doc in lib.store.documents(kb):
+            under = any(doc.source == r or doc.source.startswith(r + os.sep) for r in roots)
+            if under and doc.doc_id not in seen and doc.source not in failed:
+                removed += lib.delete_doc(kb, doc.doc_id)
+    return replace(report, removed=removed, skipped=loaded + report.skipped)
+
+
+def _settle(lib: Library, kb: str, sample: Sequence[Document]) -> KBInfo:
     """The knowledge base's row, created and given a language and embedder if it lacks them."""
     if lib.store.kb(kb) is None:
         try:
-            lib.create(kb, domain=majority_domain(batch))
+            lib.create(kb, domain=majority_domain(sample))
         except ValueError:
             if lib.store.kb(kb) is None:  # not a race with another process creating it
                 raise
     info = lib.info(kb)
     if info.embedder and info.lang:
         return info
-    lang = info.lang or majority_lang(batch)
+    lang = info.lang or majority_lang(sample)
     spec = info.embedder or default_embedder(lang)
     emb = lib.embedder_for(spec)
     with lib.indexes.writing():

@@ -12,15 +12,21 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from retrieval import lexical
-from retrieval.errors import KnowledgeBaseNotFoundError, RetrievalError
-from retrieval.ingest import KB_LANGS, IngestReport, default_embedder, embed_texts, ingest
+from retrieval.errors import DocumentNotFoundError, KnowledgeBaseNotFoundError, RetrievalError
+from retrieval.ingest import (
+    KB_LANGS,
+    IngestReport,
+    default_embedder,
+    embed_texts,
+    ingest,
+    ingest_files,
+)
 from retrieval.kbindex import KBIndexes
-from retrieval.loaders import DEFAULT_MAX_BYTES, Skipped, load_paths
+from retrieval.loaders import DEFAULT_MAX_BYTES
 from retrieval.protocols import Embedder
 from retrieval.store import DocInfo, KBInfo, KBState, Store, utc_now
 from retrieval.types import DOMAINS, Document, Filters, Hit
@@ -118,6 +124,40 @@ class Library:
         self.info(kb)
         return self.store.documents(kb)
 
+    def document_text(self, kb: str, doc_id: str) -> Document:
+        """A stored document with its text put back together from its chunks.
+
+        Chunks cover every non-whitespace character, so only the whitespace between them is
+        guessed (a newline for a gap of two or more, else a space); offsets stay those of the
+        original, so `text[hit.start:hit.end] == hit.text` for every hit of this document.
+        """
+        self.info(kb)
+        found = self.store.document(kb, doc_id)
+        if found is None:
+            raise DocumentNotFoundError(
+                f"no document {doc_id!r} in knowledge base {kb!r}; list them with "
+                f"`citewise kb show {kb}`"
+            )
+        doc, spans = found
+        parts: builtins.list[str] = []
+        end = 0
+        for span in spans:
+            if span.start > end:
+                gap = span.start - end
+                parts.append("\n" * gap if gap > 1 else " ")
+            # Overlapping chunks repeat the end of the previous one; keep only what is new.
+            parts.append(span.text[max(0, end - span.start) :])
+            end = max(end, span.end)
+        return Document(
+            id=doc.doc_id,
+            text="".join(parts),
+            title=doc.title,
+            domain=doc.domain,
+            lang=doc.lang,
+            group=doc.group,
+            source=doc.source,
+        )
+
     def open(self, kb: str) -> KBInfo:
         """Load (or repair) a knowledge base's indexes now rather than at its first search."""
         self._ensure_lexical(kb)
@@ -203,7 +243,8 @@ class Library:
 
         Documents commit in batches of `batch_docs`; an interrupted ingest keeps the batches
         committed so far, and running it again carries on where it stopped. A knowledge base
-        that does not exist is created, its domain and language taken from the first batch.
+        that does not exist is created, its domain and language (so its embedder) decided by the
+        first documents (see `retrieval.ingest.majority_lang`).
         """
         return ingest(self, kb, docs, progress=progress)
 
@@ -221,27 +262,9 @@ class Library:
 
         With `prune`, documents that came from under `paths` but whose files are gone are removed.
         """
-        loaded: list[Skipped] = []
-        seen: set[str] = set()
-
-        def documents() -> Iterator[Document]:
-            for item in load_paths(paths, domain=domain, max_bytes=max_bytes):
-                if isinstance(item, Skipped):
-                    loaded.append(item)
-                else:
-                    seen.add(item.id)
-                    yield item
-
-        report = self.ingest_documents(kb, documents(), progress=progress)
-        removed = 0
-        if prune and self.store.kb(kb) is not None:
-            roots = [str(Path(p).expanduser()) for p in paths]
-            failed = {s.path for s in loaded}
-            for doc in self.store.documents(kb):
-                under = any(doc.source == r or doc.source.startswith(r + os.sep) for r in roots)
-                if under and doc.doc_id not in seen and doc.source not in failed:
-                    removed += self.delete_doc(kb, doc.doc_id)
-        return replace(report, removed=removed, skipped=loaded + report.skipped)
+        return ingest_files(
+            self, kb, paths, domain=domain, max_bytes=max_bytes, prune=prune, progress=progress
+        )
 
     # --- search primitives (fusion is retrieval/search.py) ---------------------------------
 

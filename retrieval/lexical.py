@@ -68,6 +68,16 @@ def segment(text: str) -> list[str]:
     return words
 
 
+def content_words(text: str) -> list[str]:
+    """The words of `text` without stopwords; all of them when every word is one.
+
+    >>> content_words("What is BM25?"), content_words("what is it")
+    (['bm25'], ['what', 'is', 'it'])
+    """
+    words = segment(text)
+    return [w for w in words if w not in _STOPWORDS] or words
+
+
 def index_text(text: str) -> str:
     """What the FTS5 table stores for a chunk: its words joined by spaces."""
     return " ".join(segment(text))
@@ -82,8 +92,7 @@ def match_query(query: str) -> str | None:
     >>> match_query("What is BM25?")
     '"bm25"'
     """
-    words = segment(query)
-    words = [w for w in words if w not in _STOPWORDS] or words
+    words = content_words(query)
     if not words:
         return None
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))

@@ -1,4 +1,5 @@
-"""The knowledge-base schema, as ordered migrations applied once each (the simonw/llm pattern).
+"""The knowledge-base schema: ordered migrations applied once each (the simonw/llm pattern), and
+the frozen row types the store returns.
 
 A migration is registered with `@migration` and never edited once released: a schema change is a
 new function at the end. Each knowledge base also gets its own FTS5 table (`create_fts`), so its
@@ -9,13 +10,16 @@ is added, and a query never scans other knowledge bases' postings.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from retrieval import lexical
 
-Migration = Callable[[Database], None]
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+Migration = Callable[["Database"], None]
 MIGRATIONS: list[Migration] = []
 
 
@@ -89,3 +93,45 @@ def create_fts(db: Database, kb: str) -> None:
         f"CREATE VIRTUAL TABLE {fts_table(kb)} USING fts5(tokens, "
         f"tokenize='{lexical.FTS_TOKENIZER}')"
     )
+
+
+@dataclass(frozen=True)
+class KBInfo:
+    """A knowledge base: its settings and how much it holds."""
+
+    name: str
+    domain: str
+    lang: str
+    embedder: str
+    dim: int
+    chunk_tokens: int
+    overlap_tokens: int
+    generation: int
+    created_at: str
+    documents: int
+    chunks: int
+    lexical: str = lexical.VERSION
+
+
+@dataclass(frozen=True)
+class KBState:
+    """Identity and version of a knowledge base's contents."""
+
+    created_at: str  # tells apart a knowledge base dropped and created again under its name
+    generation: int  # bumped by every committed change
+    lexical: str  # lexical.VERSION of its FTS table
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """One stored document, as `citewise kb show` lists it."""
+
+    doc_id: str
+    title: str
+    domain: str
+    lang: str
+    group: str
+    source: str
+    content_hash: str
+    n_chunks: int
+    added_at: str

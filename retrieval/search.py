@@ -103,17 +103,22 @@ class HybridSearcher:
         filters = filters or Filters()
         n = max(k, self.fusion.candidates)
         weights = self.fusion.weights_for(detect_lang(query))
-        merged: list[Hit] = []
+        dense: list[Hit] = []
+        lexical: list[Hit] = []
         for kb in dict.fromkeys(kbs):
-            dense = self.source.dense_search(kb, query, n, filters) if mode != "lexical" else []
-            lexical = self.source.lexical_search(kb, query, n, filters) if mode != "dense" else []
-            if mode == "hybrid":
-                merged.extend(fuse(dense, lexical, weights, self.fusion.rrf_k))
-            else:
-                merged.extend(dense or lexical)
+            if mode != "lexical":
+                dense.extend(self.source.dense_search(kb, query, n, filters))
+            if mode != "dense":
+                lexical.extend(self.source.lexical_search(kb, query, n, filters))
+        # Across knowledge bases each side is ranked by its raw score (cosine; BM25), then fused
+        # once: fusing per kb first would give every kb's top passage the same fused score.
         if len(kbs) > 1:
-            # Scores of one mode are comparable across kbs (RRF ranks; cosine; bm25 roughly).
-            merged.sort(key=lambda h: -h.score)
+            dense.sort(key=lambda h: -h.score)
+            lexical.sort(key=lambda h: -h.score)
+        if mode == "hybrid":
+            merged = fuse(dense[:n], lexical[:n], weights, self.fusion.rrf_k)
+        else:
+            merged = dense or lexical
         if self.reranker is not None:
             merged = self.reranker.rerank(query, merged[: max(n, k)])
         return merged[:k]

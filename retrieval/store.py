@@ -12,61 +12,29 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlite_utils import Database
 
 from retrieval import lexical
-from retrieval.schema import MIGRATIONS, create_fts, fts_table, utc_now
+from retrieval.schema import (
+    MIGRATIONS,
+    DocInfo,
+    KBInfo,
+    KBState,
+    create_fts,
+    fts_table,
+    utc_now,
+)
 from retrieval.types import Filters, Hit, Span
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 __all__ = ["DB_NAME", "DocInfo", "KBInfo", "KBState", "Store", "fts_table", "utc_now"]
 
 DB_NAME = "citewise.db"
-
-
-@dataclass(frozen=True)
-class KBInfo:
-    """A knowledge base: its settings and how much it holds."""
-
-    name: str
-    domain: str
-    lang: str
-    embedder: str
-    dim: int
-    chunk_tokens: int
-    overlap_tokens: int
-    generation: int
-    created_at: str
-    documents: int
-    chunks: int
-    lexical: str = lexical.VERSION
-
-
-@dataclass(frozen=True)
-class KBState:
-    """Identity and version of a knowledge base's contents."""
-
-    created_at: str  # tells apart a knowledge base dropped and created again under its name
-    generation: int  # bumped by every committed change
-    lexical: str  # lexical.VERSION of its FTS table
-
-
-@dataclass(frozen=True)
-class DocInfo:
-    """One stored document, as `citewise kb show` lists it."""
-
-    doc_id: str
-    title: str
-    domain: str
-    lang: str
-    group: str
-    source: str
-    content_hash: str
-    n_chunks: int
-    added_at: str
 
 
 _KB_SELECT = """SELECT name, domain, lang, embedder, dim, chunk_tokens, overlap_tokens, generation,
@@ -116,6 +84,9 @@ class Store:
                         old.close()
                 self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
                 self._conns.append((threading.current_thread(), conn))
+            # Imported here: sqlite_utils pulls in pandas when installed (most of a second).
+            from sqlite_utils import Database
+
             db = self._local.db = Database(conn)
         return db
 
@@ -252,6 +223,21 @@ class Store:
             [(i, lexical.index_text(s.text)) for i, s in zip(ids, spans, strict=True)],
         )
         return ids
+
+    def document(self, kb: str, doc_id: str) -> tuple[DocInfo, list[Span]] | None:
+        """A document's row and its chunks in order; None if it is not stored."""
+        row = self.db.execute(
+            "SELECT doc_id, title, domain, lang, grp, source, content_hash, n_chunks, added_at "
+            "FROM documents WHERE kb = ? AND doc_id = ?",
+            [kb, doc_id],
+        ).fetchone()
+        if row is None:
+            return None
+        rows = self.db.execute(
+            'SELECT text, start, "end" FROM chunks WHERE kb = ? AND doc_id = ? ORDER BY ord',
+            [kb, doc_id],
+        )
+        return DocInfo(*row), [Span(*r) for r in rows]
 
     def vectors(self, kb: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) of `kb` in id order: what the FAISS index is rebuilt from."""

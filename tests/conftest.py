@@ -100,3 +100,28 @@ def e5_embedder():  # -> retrieval.protocols.Embedder
     from retrieval.embedders import load_embedder
 
     return load_embedder("bundled:e5")
+
+
+@pytest.fixture(scope="session")
+def smollm2():  # -> agent.lm_local.LocalLM
+    """The bundled SmolLM2-135M chat model on CPU with default settings, loaded once (LM tests).
+
+    The GGUF is converted once into the same cache the embedders use, so later sessions load fast.
+    """
+    from agent.lm_local import LocalLM
+    from retrieval.embedders import default_cache_dir
+
+    return LocalLM("bundled:smollm2", cache_dir=default_cache_dir() / "models", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def demo_library(tmp_path_factory):  # -> retrieval.kb.Library
+    """A Library with the three shipped demo knowledge bases ingested (real embedders, FAISS, SQLite)."""
+    from retrieval.demo import demo_corpus_files
+    from retrieval.kb import Library
+
+    library = Library(tmp_path_factory.mktemp("demo-data"))
+    for kb, path in demo_corpus_files().items():
+        report = library.ingest_paths(kb, [path], domain=kb, progress=False)
+        assert not report.skipped, report.skipped
+    return library

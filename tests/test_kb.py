@@ -20,7 +20,11 @@ import numpy as np
 import pytest
 
 from retrieval import lexical
-from retrieval.errors import KnowledgeBaseNotFoundError, ManifestMismatchError
+from retrieval.errors import (
+    DocumentNotFoundError,
+    KnowledgeBaseNotFoundError,
+    ManifestMismatchError,
+)
 from retrieval.ingest import default_embedder, majority_lang
 from retrieval.kb import Library
 from retrieval.store import fts_table
@@ -118,6 +122,23 @@ def test_search_finds_a_passage_by_its_text_both_ways(
         doc.source,
     )
     assert doc.text[top.start : top.end] == top.text
+
+
+def test_document_text_is_put_back_together_from_the_chunks(
+    tmp_path: Path, english_docs: list[Document], minilm_embedder: Any
+) -> None:
+    lib = _open(tmp_path, minilm_embedder)
+    lib.create("small", domain="medical", lang="en", chunk_tokens=40, overlap_tokens=8)
+    doc = english_docs[40]  # a PubMedQA abstract: many chunks at 40 tokens, overlapping
+    lib.ingest_documents("small", [doc], progress=False)
+    assert lib.info("small").chunks > 3
+    rebuilt = lib.document_text("small", doc.id)
+    assert (rebuilt.title, rebuilt.domain, rebuilt.source) == (doc.title, doc.domain, doc.source)
+    assert rebuilt.text.split() == doc.text.strip().split()  # only whitespace may differ
+    for hit in lib.lexical_search("small", doc.text[:200], 50):
+        assert rebuilt.text[hit.start : hit.end] == hit.text
+    with pytest.raises(DocumentNotFoundError, match="citewise kb show small"):
+        lib.document_text("small", "nope")
 
 
 def test_filters_apply_inside_both_searches(library: Library, base_docs: list[Document]) -> None:
@@ -255,6 +276,7 @@ def test_default_embedder_follows_the_language() -> None:
     en = Document("e", "The contract is valid and binding.")
     assert majority_lang([zh] * 9 + [en]) == "zh"
     assert majority_lang([zh] * 5 + [en] * 5) == "multi"
+    assert majority_lang([en] * 8 + [zh] * 2) == "multi"  # MiniLM would fail the Chinese fifth
 
 
 def test_create_rejects_bad_names_and_settings(library: Library) -> None:

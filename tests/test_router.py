@@ -106,9 +106,15 @@ def test_prototype_router_routes_obvious_messages(prototype_router):
 
 @pytest.mark.slow
 def test_load_router_without_a_trained_folder_uses_prototypes(e5_embedder, tmp_path):
-    router = load_router(tmp_path / "no-router-here", e5_embedder)
+    # A few lines per intent keep this fast; the full-data prototypes are tested above.
+    rows = load_examples(DEFAULT_DATA, split="train")
+    small = [r for i in INTENTS for r in [r for r in rows if r.intent == i][::8]]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r.__dict__, ensure_ascii=False) + "\n" for r in small))
+    router = load_router(tmp_path / "no-router-here", e5_embedder, data=data)
     assert isinstance(router, PrototypeRouter)
     assert router.route("What is the capital of Australia?").intent == "knowledge"
+    assert router.route("你好呀").intent == "chitchat"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,39 @@
+"""Pick the LM backend a spec names: an http(s) URL is a server, anything else a local model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.protocols import LM
+
+_LOCAL_ONLY = ("cache_dir", "device", "dtype", "lookup", "fast_cpu", "batch_size")
+
+
+def load_lm(spec: str, **opts: Any) -> LM:
+    """Build the LM for `spec`; options meant for the other kind of backend are dropped.
+
+    "http://host:8000/v1", "https://..." or "openai:http://..." -> OpenAICompatibleLM (options
+    model, api_key, timeout, max_workers); a folder, a .gguf or "bundled:smollm2" -> LocalLM
+    (options cache_dir, device, dtype, lookup, fast_cpu, batch_size).
+
+    >>> load_lm("http://127.0.0.1:8000/v1", model="qwen", cache_dir=None).name
+    'http://127.0.0.1:8000/v1#qwen'
+    """
+    url = spec.removeprefix("openai:")
+    if url.startswith(("http://", "https://")):
+        from agent.lm_http import OpenAICompatibleLM
+
+        remote = {k: v for k, v in opts.items() if k not in _LOCAL_ONLY}
+        return OpenAICompatibleLM(url, **remote)
+    if spec.startswith("openai:"):
+        raise ValueError(
+            f"{spec!r}: after 'openai:' give the server's URL, e.g. openai:http://host:8000/v1"
+        )
+    if opts.pop("model", None):
+        raise ValueError(
+            "model= names the model on an OpenAI-compatible server; for a local model pass its "
+            "folder or .gguf file as the spec"
+        )
+    from agent.lm_local import LocalLM
+
+    return LocalLM(spec, **opts)
