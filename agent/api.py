@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,10 +23,10 @@ class Agent:
     """Ask questions of your knowledge bases; every session's history is kept in SQLite."""
 
     def __init__(self, config: AgentConfig | None = None, *, lm: LM | None = None) -> None:
-        from agent.gate import DEFAULT_THRESHOLD
+        """Build every part from `config`; pass `lm` to share an already loaded model."""
         from agent.lm import load_lm
         from agent.router import load_router
-        from retrieval.embedders import load_embedder
+        from retrieval.embedders import default_cache_dir
         from retrieval.kb import Library
         from retrieval.paths import data_dir
         from retrieval.search import FusionConfig, HybridSearcher
@@ -35,30 +36,30 @@ class Agent:
         self.library = Library(self.data_dir)
         fusion = FusionConfig(weights=cfg.fusion_weights) if cfg.fusion_weights else FusionConfig()
         self.searcher = HybridSearcher(self.library, fusion)
-        self.lm = lm or load_lm(
-            cfg.lm, cache_dir=self.data_dir / "models", device=cfg.device, model=cfg.lm_model
-        )
-        verifier = load_embedder(cfg.verifier)
+        cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "models"
+        self.lm = lm or load_lm(cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model)
+        # The verifier is usually the knowledge bases' own embedder: load it once for both.
+        verifier = self.library.embedder_for(cfg.verifier)
         self.store = DialogueStore(self.data_dir / "dialogue.db")
         router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
         self.router = load_router(router_dir, verifier)
+        turn = TurnConfig(
+            k=cfg.k,
+            max_new_tokens=cfg.max_new_tokens,
+            time_limit_s=cfg.time_limit_s,
+            history_turns=cfg.history_turns,
+            strict=cfg.strict,
+        )
+        if cfg.gate_threshold is not None:
+            turn = dataclasses.replace(turn, gate_threshold=cfg.gate_threshold)
         self.manager = DialogueManager(
             lm=self.lm,
             searcher=self.searcher,
             router=self.router,
             store=self.store,
             scorer=SupportScorer(verifier),
-            kb_domains={i.name: i.domain for i in self.library.list()},
-            config=TurnConfig(
-                k=cfg.k,
-                max_new_tokens=cfg.max_new_tokens,
-                time_limit_s=cfg.time_limit_s,
-                history_turns=cfg.history_turns,
-                gate_threshold=cfg.gate_threshold
-                if cfg.gate_threshold is not None
-                else DEFAULT_THRESHOLD,
-                strict=cfg.strict,
-            ),
+            kb_domains=self._kb_domains(),
+            config=turn,
         )
 
     @classmethod
@@ -70,7 +71,15 @@ class Agent:
 
     def refresh_knowledge_bases(self) -> None:
         """Pick up knowledge bases created or dropped since the agent started."""
-        self.manager.kb_domains = {i.name: i.domain for i in self.library.list()}
+        self.manager.kb_domains = self._kb_domains()
+
+    def _kb_domains(self) -> dict[str, str]:
+        return {info.name: info.domain for info in self.library.list()}
+
+    def close(self) -> None:
+        """Close the dialogue store and the knowledge bases (the model is left to the caller)."""
+        self.store.close()
+        self.library.close()
 
     def stream(
         self,
@@ -93,9 +102,7 @@ class Agent:
         for event in self.stream(message, session_id, **kwargs):
             if isinstance(event, Done):
                 return event.reply
-        raise RuntimeError(
-            "the turn ended without a reply"
-        )  # unreachable: turn() always ends with Done
+        raise RuntimeError("the turn ended without a reply")  # turn() always ends with Done
 
     def new_session(self, title: str = "") -> str:
         return self.store.create_session(title)
@@ -116,19 +123,34 @@ class Agent:
         return self.store.add_feedback(turn_id, rating, comment)
 
     def summarize(
-        self, kb: str, doc_id: str, *, lang: str | None = None, sentences: int = 3
+        self,
+        kb: str,
+        doc_id: str,
+        *,
+        lang: str | None = None,
+        sentences: int = 3,
+        max_new_tokens: int | None = None,
     ) -> str:
         """A short summary of one stored document, in `lang` (default: the document's language)."""
         doc = self.library.document_text(kb, doc_id)
         lang = lang or detect_lang(doc.text)
+        if lang not in ("en", "zh"):
+            raise ValueError(f"lang must be 'en' or 'zh', not {lang!r}")
         prompt = render(
             "summarize", lang, title=doc.title, text=doc.text[:6000], sentences=sentences
         )
-        return "".join(self.lm.stream([{"role": "user", "content": prompt}])).strip()
+        return self._complete(prompt, max_new_tokens)
 
-    def translate(self, text: str, target_lang: str) -> str:
+    def translate(self, text: str, target_lang: str, *, max_new_tokens: int | None = None) -> str:
         """Translate an answer between Chinese and English, keeping [n] markers."""
         if target_lang not in ("en", "zh"):
             raise ValueError(f"target_lang must be 'en' or 'zh', not {target_lang!r}")
-        prompt = render("translate", target_lang, text=text)
-        return "".join(self.lm.stream([{"role": "user", "content": prompt}])).strip()
+        return self._complete(render("translate", target_lang, text=text), max_new_tokens)
+
+    def _complete(self, prompt: str, max_new_tokens: int | None) -> str:
+        pieces = self.lm.stream(
+            [{"role": "user", "content": prompt}],
+            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+            time_limit_s=self.config.time_limit_s,
+        )
+        return "".join(pieces).strip()

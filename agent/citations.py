@@ -49,15 +49,23 @@ _END = re.compile(
 
 @dataclass(frozen=True)
 class SupportConfig:
-    threshold: float = 0.5
-    semantic_floor: float = 0.8
+    """How support is computed and what verifies; the defaults are measured (module docstring)."""
+
+    threshold: float = 0.45
+    semantic_floor: float = 0.8  # cosine that counts as no support (same language)
     lexical_weight: float = 0.5
+    # Across languages e5's cosines are lower and closer together: unrelated pairs sit near
+    # cross_floor and supporting ones near cross_ceiling, which maps to full support.
+    cross_floor: float = 0.74
+    cross_ceiling: float = 0.82
 
     def __post_init__(self) -> None:
         if not (0 <= self.threshold <= 1 and 0 <= self.lexical_weight <= 1):
             raise ValueError("threshold and lexical_weight must be in [0, 1]")
         if not -1 <= self.semantic_floor < 1:
             raise ValueError("semantic_floor must be in [-1, 1): it is a cosine below 1")
+        if not -1 <= self.cross_floor < self.cross_ceiling <= 1:
+            raise ValueError("cross_floor must be below cross_ceiling, both cosines in [-1, 1]")
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,9 @@ def combine(parts: Components, config: SupportConfig) -> np.ndarray:
     """Support scores in [0, 1] from their parts (the calibration tries several configs on one set)."""
     floor, w = config.semantic_floor, config.lexical_weight
     semantic = np.clip((parts.cosine - floor) / (1.0 - floor), 0.0, 1.0)
-    mixed = w * parts.lexical + (1 - w) * semantic
-    return np.where(parts.cross_lingual, semantic, mixed)
+    span = config.cross_ceiling - config.cross_floor
+    cross = np.clip((parts.cosine - config.cross_floor) / span, 0.0, 1.0)
+    return np.where(parts.cross_lingual, cross, w * parts.lexical + (1 - w) * semantic)
 
 
 class SupportScorer:

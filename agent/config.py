@@ -13,10 +13,10 @@ from typing import Any
 @dataclass(frozen=True)
 class AgentConfig:
     data_dir: str | None = None  # default: $CITEWISE_HOME or the per-user data dir
-    lm: str = (
-        "bundled:smollm2"  # a local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL
-    )
+    # A local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL.
+    lm: str = "bundled:smollm2"
     lm_model: str = ""  # model name sent to an OpenAI-compatible server
+    cache_dir: str | None = None  # converted local models; default: the per-user cache dir
     device: str | None = None  # "cuda" | "cpu"; default: CUDA when available
     verifier: str = "bundled:e5"  # embedder for citation support and the evidence gate
     router: str | None = None  # trained router folder; default <data_dir>/router, else prototypes

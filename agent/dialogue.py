@@ -1,13 +1,22 @@
-"""One conversation turn, as a path with no back and forth: state, rewrite, route, retrieve, answer, verify, store."""
+"""One conversation turn, as a path with no back and forth: state, rewrite, route, retrieve, answer,
+verify, store.
+
+Each step takes the previous step's value. The route is computed from the (rewritten) user query
+alone, before any document is read, so text inside documents cannot steer it. Retrieved text only
+reaches the answer prompt, fenced as quoted data, and what the model writes is checked on the way
+out: citations against the passages (agent/citations.py), sentences that reproduce the prompt's
+rules dropped, and generation stopped as soon as the output starts copying them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from agent.citations import SupportScorer, Verified, verify
-from agent.gate import DEFAULT_THRESHOLD, gate
+from agent.citations import SupportScorer, citation, split_sentences, verify
+from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
 from agent.policy import notices as domain_notices
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
@@ -26,16 +35,20 @@ from agent.types import (
     Token,
 )
 from prompts import fence, render
-from retrieval.lang import detect_lang
+from retrieval.lang import detect_lang, has_cjk
+from retrieval.lexical import segment
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters, Hit
 
 REFUSAL = {"en": "The documents do not say.", "zh": "资料中没有提到。"}
-_NOT_COVERED = {
+NOT_COVERED = {
     "en": "The knowledge base does not cover this. The closest sources are listed below.",
     "zh": "知识库中没有涉及这个问题的内容。下面列出了最接近的资料。",
 }
 _QUOTE = {"en": "The documents say: {text} [{n}]", "zh": "资料中写道：{text} [{n}]"}
+# Six words in a row shared with the rules is a copy, not a coincidence: the longest phrase an
+# answer legitimately shares with them is the refusal sentence (five words).
+_SHINGLE = 6
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,23 @@ class TurnConfig:
     gate_threshold: float = DEFAULT_THRESHOLD
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
+
+
+@dataclass
+class _TurnState:
+    """What one turn has produced so far; stored as is when the turn stops early."""
+
+    message: str
+    query: str
+    lang: str
+    route: Route | None = None
+    hits: tuple[Hit, ...] = ()
+    streamed: str = ""  # every Token's text so far: what the user has seen
+    final: str = ""
+    citations: tuple[Citation, ...] = ()
+    refused: bool = False
+    interrupted: bool = False
+    completed: bool = False
 
 
 class DialogueManager:
@@ -80,55 +110,58 @@ class DialogueManager:
         filters: Filters | None = None,
         cancel: CancelToken | None = None,
     ) -> Iterator[Event]:
-        """Stream one turn's events; the turn is stored at the end, also when the stream stops early."""
-        cfg = self.config
+        """Stream one turn's events; the turn is stored at the end, also when the stream stops early
+        (closed by the caller, cancelled, or failed), then marked interrupted with what was shown.
+        """
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        lang = detect_lang(message)
-        history = [
-            (role, text)
-            for t in self.store.history(session_id, limit=cfg.history_turns)
-            for role, text in (("user", t.rewritten_query or t.user_text), ("assistant", t.answer))
-        ]
-        state = _TurnState(message=message, query=message, lang=lang)
+        history = self.history(session_id)
+        state = _TurnState(message=message, query=message, lang=detect_lang(message))
         try:
             state.query, used_lm = rewrite(self.lm, message, history)
             timings["rewrite_ms"] = _ms(t0)
             yield Rewritten(state.query, used_lm)
-
-            route = self.router.route(state.query)
-            chosen = tuple(kbs) if kbs else tuple(kbs_for(route.domain, self.kb_domains))
-            state.route = Route(
-                route.intent,
-                route.domain,
-                route.intent_confidence,
-                route.domain_confidence,
-                route.method,
-                chosen,
-            )
-            yield Routed(state.route)
-
+            route = state.route = self.route(state.query, kbs)
+            yield Routed(route)
             if route.intent == "knowledge":
-                yield from self._answer(state, history, filters, cancel, timings, t0)
+                yield from self._answer(state, route, history, filters, cancel, timings, t0)
             elif route.intent == "chitchat":
-                messages = [{"role": "system", "content": render("chitchat", lang)}]
-                messages += [{"role": r, "content": t} for r, t in history]
-                messages.append({"role": "user", "content": message})
-                yield from self._generate(state, messages, cancel, timings, t0)
-                state.final = state.streamed.strip()
+                system = render("chitchat", state.lang)
+                messages = [
+                    {"role": "system", "content": system},
+                    *_chat(history),
+                    {"role": "user", "content": message},
+                ]
+                yield from self._generate(state, messages, system, cancel, timings, t0)
+                state.final = _drop_copies(state.streamed, system)
             else:
-                state.final = render(route.intent, lang)
+                state.final = render(route.intent, state.lang)
                 state.refused = route.intent == "out_of_scope"
-                yield Token(state.final)
+                yield _shown(state, state.final)
             state.completed = True
         finally:
             timings["total_ms"] = _ms(t0)
             reply = self._store(session_id, state, timings)
         yield Done(reply)
 
+    def history(self, session_id: str) -> list[tuple[str, str]]:
+        """The session's last turns as (role, text): the standalone query, then the answer."""
+        return [
+            (role, text)
+            for t in self.store.history(session_id, limit=self.config.history_turns)
+            for role, text in (("user", t.rewritten_query or t.user_text), ("assistant", t.answer))
+        ]
+
+    def route(self, query: str, kbs: Sequence[str] | None = None) -> Route:
+        """The router's verdict on the query, with the knowledge bases to search filled in."""
+        route = self.router.route(query)
+        chosen = tuple(kbs) if kbs else tuple(kbs_for(route.domain, self.kb_domains))
+        return dataclasses.replace(route, kbs=chosen)
+
     def _answer(
         self,
         state: _TurnState,
+        route: Route,
         history: list[tuple[str, str]],
         filters: Filters | None,
         cancel: CancelToken | None,
@@ -136,8 +169,7 @@ class DialogueManager:
         t0: float,
     ) -> Iterator[Event]:
         cfg = self.config
-        assert state.route is not None  # set by turn() before it calls here
-        hits = self.searcher.search(state.query, state.route.kbs, k=cfg.k, filters=filters)
+        hits = self.searcher.search(state.query, route.kbs, k=cfg.k, filters=filters)
         state.hits = tuple(hits)
         timings["retrieve_ms"] = _ms(t0)
         yield Retrieved(state.hits)
@@ -145,73 +177,82 @@ class DialogueManager:
         timings["gate_strength"] = round(decision.strength, 4)
         if not decision.passed:
             state.refused = True
-            state.final = _NOT_COVERED[state.lang]
-            yield Token(state.final)
+            state.final = NOT_COVERED[state.lang]
+            yield _shown(state, state.final)
             return
         passages = [
             {"n": i + 1, "title": fence(h.title), "text": fence(h.text)} for i, h in enumerate(hits)
         ]
-        system = render("answer", state.lang, state.route.domain, passages=passages)
-        messages = [{"role": "system", "content": system}]
-        messages += [{"role": r, "content": t} for r, t in history]
-        messages.append({"role": "user", "content": state.query})
-        yield from self._generate(state, messages, cancel, timings, t0)
-        state.final, state.citations, state.refused = self._ground(state, hits, decision.best)
+        system = render("answer", state.lang, route.domain, passages=passages)
+        rules = system.split("<passages>")[0]
+        messages = [
+            {"role": "system", "content": system},
+            *_chat(history),
+            {"role": "user", "content": state.query},
+        ]
+        yield from self._generate(state, messages, rules, cancel, timings, t0)
+        if not state.interrupted:
+            state.final, state.citations, state.refused = self._ground(state, hits, rules, decision)
 
     def _generate(
         self,
         state: _TurnState,
         messages: list[dict[str, str]],
+        secret: str,
         cancel: CancelToken | None,
         timings: dict[str, float],
         t0: float,
     ) -> Iterator[Event]:
+        """Stream the LM's answer; stop early when it starts reproducing `secret`."""
         stats: list[GenerationStats] = []
-        for piece in self.lm.stream(
+        secret_shingles = _shingles(secret)
+        pieces = self.lm.stream(
             messages,
             max_new_tokens=self.config.max_new_tokens,
             time_limit_s=self.config.time_limit_s,
             cancel=cancel,
             stats=stats,
-        ):
-            if not state.streamed:
-                timings["ttft_ms"] = _ms(t0)
-            state.streamed += piece
-            yield Token(piece)
-        if stats:
-            timings["new_tokens"] = stats[0].new_tokens
-            state.interrupted = stats[0].stopped == "cancelled"
+        )
+        try:
+            for piece in pieces:
+                if not state.streamed:
+                    timings["ttft_ms"] = _ms(t0)
+                yield _shown(state, piece)
+                if not secret_shingles.isdisjoint(_shingles(state.streamed[-400:])):
+                    break
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # stops a generation the caller abandoned, instead of at garbage collection
+            if stats:
+                timings["new_tokens"] = stats[0].new_tokens
+            state.interrupted = cancel is not None and cancel.cancelled
 
     def _ground(
-        self, state: _TurnState, hits: Sequence[Hit], best: int
+        self, state: _TurnState, hits: Sequence[Hit], rules: str, decision: GateDecision
     ) -> tuple[str, tuple[Citation, ...], bool]:
-        """The answer to show: verified sentences only (strict), else an extractive quote."""
-        text = state.streamed.strip()
+        """(answer, citations, refused): verified sentences only when strict; when the model wrote
+        nothing supported, the passage sentence closest to the query, quoted and cited."""
+        text = _drop_copies(state.streamed, rules)
         if any(marker in text for marker in REFUSAL.values()):
             return REFUSAL[state.lang], (), True
-        checked: Verified = verify(text, hits, self.scorer)
-        if not self.config.strict:
+        checked = verify(text, hits, self.scorer)
+        if not self.config.strict and checked.text:
             return checked.text, checked.citations, False
         if checked.grounded:
-            kept = tuple(c for c in checked.citations if c.verified)
-            return checked.grounded, kept, False
-        # Nothing the LM wrote is supported: quote the passage sentence that answers best.
-        quote = verify(
-            _best_sentence(self.scorer, state.query, hits[best]), [hits[best]], self.scorer
-        )
-        text = _QUOTE[state.lang].format(text=quote.grounded.rsplit(" [", 1)[0], n=best + 1)
-        cites = tuple(
-            Citation(**{**asdict(c), "n": best + 1}) for c in quote.citations if c.verified
-        )
-        return text, cites, False
+            return checked.grounded, tuple(c for c in checked.citations if c.verified), False
+        n, quote = decision.best + 1, decision.evidence
+        cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
+        return _QUOTE[state.lang].format(text=quote, n=n), (cite,), False
 
     def _store(self, session_id: str, state: _TurnState, timings: dict[str, float]) -> Reply:
         route = state.route or Route("knowledge", "general")
         interrupted = state.interrupted or not state.completed
-        answer = state.final if state.completed else state.streamed
+        answer = state.streamed.strip() if interrupted else state.final
+        citations = () if interrupted else state.citations
         notes = domain_notices(route.domain, state.message, state.hits, state.lang)
         if state.refused and route.intent == "knowledge":
-            notes = (Notice("refusal", _NOT_COVERED[state.lang]), *notes)
+            notes = (Notice("refusal", NOT_COVERED[state.lang]), *notes)
         record = TurnRecord(
             user_text=state.message,
             answer=answer,
@@ -219,7 +260,7 @@ class DialogueManager:
             intent=route.intent,
             domain=route.domain,
             route=asdict(route),
-            citations=tuple(asdict(c) for c in state.citations),
+            citations=tuple(asdict(c) for c in citations),
             refused=state.refused,
             interrupted=interrupted,
             notices=tuple(n.text for n in notes),
@@ -237,7 +278,7 @@ class DialogueManager:
             route=route,
             refused=state.refused,
             interrupted=interrupted,
-            citations=state.citations,
+            citations=citations,
             sources=state.hits,
             notices=notes,
             timings=timings,
@@ -246,25 +287,25 @@ class DialogueManager:
         )
 
 
-@dataclass
-class _TurnState:
-    """What one turn has produced so far; stored as is when the turn stops early."""
-
-    message: str
-    query: str
-    lang: str
-    route: Route | None = None
-    hits: tuple[Hit, ...] = ()
-    streamed: str = ""
-    final: str = ""
-    citations: tuple[Citation, ...] = ()
-    refused: bool = False
-    interrupted: bool = False
-    completed: bool = False
+def _shown(state: _TurnState, text: str) -> Token:
+    state.streamed += text
+    return Token(text)
 
 
-def _best_sentence(scorer: SupportScorer, query: str, hit: Hit) -> str:
-    return scorer.support(query, hit.text)[1]
+def _chat(history: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"role": role, "content": text} for role, text in history]
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = segment(text)
+    return {tuple(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
+
+
+def _drop_copies(text: str, secret: str) -> str:
+    """`text` without the sentences that reproduce a run of `secret` (the prompt's rules)."""
+    secret_shingles = _shingles(secret)
+    kept = [s for s in split_sentences(text) if secret_shingles.isdisjoint(_shingles(s))]
+    return ("" if has_cjk(text[:50]) else " ").join(kept)
 
 
 def _ms(t0: float) -> float:

@@ -84,7 +84,7 @@ def use_grouped_attention(model: torch.nn.Module) -> bool:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    config = model.config  # type: ignore[attr-defined]
+    config: Any = model.config
     if config._attn_implementation != "sdpa":
         return False
     AttentionInterface.register(GQA_ATTENTION, _grouped_sdpa)

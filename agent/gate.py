@@ -2,7 +2,7 @@
 
 Strength = the best support score (agent/citations.py) between the query and any of the top
 passages: the same lexical + embedding measure that verifies citations. The threshold is chosen by
-measurement (`python -m evals.gate_calibration`, README "Evidence gate").
+measurement (`python -m evals.support_calibration`, see DEFAULT_THRESHOLD).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from agent.citations import SupportScorer
 from retrieval.types import Hit
 
-# Measured by evals/gate_calibration.py; see the README for the table behind it.
 DEFAULT_THRESHOLD = 0.45
 
 
@@ -22,17 +21,7 @@ class GateDecision:
     passed: bool
     strength: float
     best: int  # index of the strongest hit, -1 when there were none
-
-
-def evidence_strength(
-    query: str, hits: Sequence[Hit], scorer: SupportScorer, top: int = 5
-) -> GateDecision:
-    """How well the top hits cover the query (threshold not applied)."""
-    if not hits:
-        return GateDecision(False, 0.0, -1)
-    row = scorer.scores([query], [h.text for h in hits[:top]])[0]
-    best = max(range(len(row)), key=lambda i: row[i][0])
-    return GateDecision(True, row[best][0], best)
+    evidence: str = ""  # the sentence of that hit closest to the query
 
 
 def gate(
@@ -42,6 +31,10 @@ def gate(
     threshold: float = DEFAULT_THRESHOLD,
     top: int = 5,
 ) -> GateDecision:
-    """Pass when the strongest of the top hits reaches `threshold`."""
-    d = evidence_strength(query, hits, scorer, top)
-    return GateDecision(d.best >= 0 and d.strength >= threshold, d.strength, d.best)
+    """Pass when the strongest of the top hits supports the query at `threshold` or more."""
+    if not hits:
+        return GateDecision(False, 0.0, -1)
+    row = scorer.scores([query], [h.text for h in hits[:top]])[0]
+    best = max(range(len(row)), key=lambda i: row[i][0])
+    strength, evidence = row[best]
+    return GateDecision(strength >= threshold, strength, best, evidence)

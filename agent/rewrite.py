@@ -1,8 +1,9 @@
 """Follow-up rewriting: turn a message that leans on the conversation into a standalone query.
 
 The LM is called only when the message depends on history (pronouns, ellipsis, "and for children?",
-"那第二个呢"). A rewrite the LM botches (empty, rambling, another language, nothing from the
-conversation) falls back to the previous question plus the message, which retrieval handles well.
+"那第二个呢"). A rewrite the LM botches (empty, rambling, another language, a copy of an earlier
+answer, the message's own words dropped, nothing from the conversation added) falls back to the
+previous question plus the message, which retrieval handles well.
 """
 
 from __future__ import annotations
@@ -13,60 +14,103 @@ from collections.abc import Sequence
 from agent.protocols import LM
 from prompts import render
 from retrieval.lang import detect_lang
-from retrieval.lexical import segment
+from retrieval.lexical import content_words, segment
+
+History = Sequence[tuple[str, str]]  # (role, text), oldest first; role "user" | "assistant"
 
 _EN_DEPENDENT = re.compile(
-    r"^(and|but|or|so|what about|how about|also|then)\b|\b(it|its|they|them|their|this|that|these|"
-    r"those|he|she|him|her|his|the (first|second|third|last|former|latter|same) (one)?)\b|"
-    r"^(why|how|when|where|who)\??$",
+    r"^(and|but|or|so|also|then|what about|how about|what if)\b|"
+    r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers|these|those|"
+    r"the (first|second|third|last|former|latter|same)( one)?)\b|"
+    # "this"/"that" as pronouns ("what does that mean", "is this contagious"), not as
+    # determiners or relative pronouns ("the law that governs contracts").
+    r"\b(about|of|for|with|do|does|did|is|was|mean by) (this|that)\b|"
+    r"\b(this|that)(?= ?(\?|$|[.!,]|is\b|was\b|does\b|mean))",
     re.IGNORECASE,
 )
 _ZH_DEPENDENT = re.compile(
-    r"^(那|那么|还有|另外|并且|而且|再)|呢[？?]?$|(它|他们|她们|它们|这个|那个|这些|那些|该|此|上述|前者|后者|第[一二三四五六七八九十\d]+个)"
+    r"^(那|那么|还有|另外|并且|而且|再)|它|(?<!其)他|她|这个|那个|这些|那些|上述|前者|后者|"
+    r"第[一二三四五六七八九十\d]+(个|种|条|项|点)"
 )
+_ZH_TRAILING_NE = re.compile(r"呢[？?]?$")
+# Courtesies stand alone however short they are: rewriting "thanks" into a question would
+# send a thank-you to retrieval.
+_COURTESY = re.compile(
+    r"^(hi|hello|hey|thanks?( you)?|thank you( very much)?|ok(ay)?|bye|goodbye|great|cool|"
+    r"你好|您好|谢谢(你|您)?|多谢|好的|再见|拜拜)[\s!.。！~～]*$",
+    re.IGNORECASE,
+)
+# Words that only point back at the conversation: a rewrite need not keep them.
+_POINTER_TEXT = (
+    "and but or so also then about if else more it its they them their he him his she her this "
+    "that these those one ones first second third last former latter same "
+    "那 那么 还有 另外 并且 而且 再 它 它们 他 他们 她 她们 这个 那个 这些 那些 上述 前者 后者 "
+    "呢 个 第一 第二 第三"
+)
+_POINTERS = frozenset(_POINTER_TEXT.split())
+_MARKER = re.compile(r"[\[【]\d{1,2}[\]】]")
 
 
-def depends_on_history(message: str, history: Sequence[tuple[str, str]]) -> bool:
+def depends_on_history(message: str, history: History) -> bool:
     """True when the message cannot be understood without the conversation before it.
 
     >>> depends_on_history("and for children?", [("user", "flu symptoms?")])
     True
-    >>> depends_on_history("What is the capital of France?", [("user", "hi")])
+    >>> depends_on_history("What is the law that governs leases?", [("user", "hi")])
     False
     """
-    if not history:
-        return False
     text = message.strip()
+    if not history or not text or _COURTESY.match(text):
+        return False
     if detect_lang(text) == "zh":
-        return bool(_ZH_DEPENDENT.search(text)) or len(text) <= 6
-    return bool(_EN_DEPENDENT.search(text)) or len(text.split()) <= 3
+        short = len(text.rstrip("？?。!！")) <= 4
+        ne = _ZH_TRAILING_NE.search(text) is not None and len(text) <= 12
+        return short or ne or _ZH_DEPENDENT.search(text) is not None
+    return len(text.split()) <= 2 or _EN_DEPENDENT.search(text) is not None
 
 
-def last_user_question(history: Sequence[tuple[str, str]]) -> str:
+def last_user_question(history: History) -> str:
     for role, text in reversed(history):
         if role == "user":
             return text
     return ""
 
 
-def _plausible(rewrite: str, message: str, history: Sequence[tuple[str, str]], lang: str) -> bool:
-    if not rewrite or len(rewrite) > 3 * len(message) + 200 or detect_lang(rewrite) != lang:
+def plausible(candidate: str, message: str, history: History) -> bool:
+    """Whether an LM rewrite can replace the message: same language, short, keeps the message's
+    own words, adds words from the earlier questions, and is not a copy of an earlier answer.
+
+    >>> h = [("user", "When did Scheele discover oxygen?"), ("assistant", "In 1773 [1].")]
+    >>> plausible("Who else discovered oxygen besides Scheele?", "And who else discovered it?", h)
+    True
+    >>> plausible("In 1773.", "And who else discovered it?", h)
+    False
+    """
+    if not candidate or _MARKER.search(candidate) or len(candidate) > 3 * len(message) + 150:
         return False
-    context = set(segment(" ".join(text for _, text in history[-4:])))
-    return bool(context & set(segment(rewrite)) - set(segment(message)))
+    if detect_lang(candidate) != detect_lang(message):
+        return False
+    words = set(segment(candidate))
+    own = {w for w in content_words(message) if w not in _POINTERS}
+    if own and len(own & words) < len(own) / 2:
+        return False
+    asked = {w for role, text in history if role == "user" for w in content_words(text)}
+    added = (words & asked) - set(segment(message)) - _POINTERS
+    answers = [text.strip() for role, text in history if role == "assistant"]
+    return bool(added) and not any(candidate in a for a in answers)
 
 
-def rewrite(
-    lm: LM, message: str, history: Sequence[tuple[str, str]], max_new_tokens: int = 48
-) -> tuple[str, bool]:
+def rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) -> tuple[str, bool]:
     """(standalone query, whether the LM was asked)."""
     if not depends_on_history(message, history):
         return message, False
     lang = detect_lang(message)
-    prompt = render("rewrite", lang, history=list(history[-4:]), message=message)
+    recent = list(history[-4:])
+    prompt = render("rewrite", lang, history=recent, message=message)
     text = "".join(lm.stream([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens))
-    candidate = text.strip().splitlines()[0].strip(" \"'“”") if text.strip() else ""
-    if _plausible(candidate, message, history, lang):
+    lines = [line.strip(" \"'“”") for line in text.strip().splitlines() if line.strip()]
+    candidate = lines[0] if lines else ""
+    if plausible(candidate, message, recent):
         return candidate, True
     joiner = "" if lang == "zh" else " "
     return f"{last_user_question(history)}{joiner}{message}".strip(), True

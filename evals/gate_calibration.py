@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agent.citations import SupportScorer
-from agent.gate import evidence_strength
+from agent.gate import gate
 from evals.retrieval import build_eval_kb
 from evals.sets import load_set
 from retrieval.embedders import load_embedder
@@ -30,7 +30,10 @@ SETS = ("rgb-zh", "xquad-en", "xquad-zh", "pubmedqa", "cmb-clin", "stard", "poli
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--evalsets", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "evalsets"))
+    ap.add_argument(
+        "--evalsets",
+        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "evalsets"),
+    )
     ap.add_argument("--per-set", type=int, default=60, help="answerable cases per set")
     ap.add_argument("--data-dir")
     args = ap.parse_args()
@@ -46,8 +49,10 @@ def main() -> None:
         cases = [c for c in evalset.cases if c.answer_type == "refuse"]
         cases += [c for c in evalset.cases if c.gold_doc_ids][: args.per_set]
         for case in tqdm(cases, desc=name, unit="q"):
-            hits = searcher.search(case.question, [kb], k=5, filters=Filters(group=case.group or None))
-            strength = evidence_strength(case.question, hits, scorer).strength
+            hits = searcher.search(
+                case.question, [kb], k=5, filters=Filters(group=case.group or None)
+            )
+            strength = gate(case.question, hits, scorer).strength
             (refuse if case.answer_type == "refuse" else answerable).append(strength)
     r, a = np.array(refuse), np.array(answerable)
     print(f"refuse cases {len(r)}: strength p10/p50/p90 {np.percentile(r, [10, 50, 90]).round(3)}")

@@ -15,12 +15,14 @@ from retrieval.types import Filters
 
 # Enough chunks that, collapsed to documents, the top 10 are filled even for long documents.
 DEPTH = 30
+# Fusion weights (dense, lexical) tried by `--tune`; the chosen ones live in retrieval/search.py.
+WEIGHT_GRID = ((1.0, 0.0), (1.0, 0.3), (1.0, 0.6), (1.0, 1.0), (0.6, 1.0), (0.3, 1.0), (0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class RetrievalResult:
     set_name: str
-    mode: str
+    mode: str  # "dense" | "lexical" | "hybrid" | "hybrid@<wd>,<wl>" for tuning rows
     cases: int
     metrics: dict[str, float]
 
@@ -38,7 +40,9 @@ def build_eval_kb(library: Library, evalset: EvalSet, embedder: str | None = Non
         library.create(kb, embedder=embedder, lang=_majority_lang(evalset))
     report = library.ingest_paths(kb, [evalset.corpus])
     if report.skipped:
-        raise ValueError(f"{evalset.corpus}: {len(report.skipped)} lines skipped, first: {report.skipped[0]}")
+        raise ValueError(
+            f"{evalset.corpus}: {len(report.skipped)} lines skipped, first: {report.skipped[0]}"
+        )
     return kb
 
 
@@ -56,13 +60,28 @@ def run_retrieval(
     kb: str,
     modes: Sequence[str] = ("dense", "lexical", "hybrid"),
     progress: bool = True,
+    tune: bool = False,
 ) -> list[RetrievalResult]:
-    """Mean recall@1/5/10, MRR and nDCG@10 per mode over the cases that have gold documents."""
+    """Mean recall@1/5/10, MRR and nDCG@10 per mode over the cases that have gold documents.
+
+    Candidates are fetched once per case and ranked for every mode, so modes compare on equal
+    terms; `tune` adds a row per fusion weight pair in WEIGHT_GRID.
+    """
     cases = [c for c in evalset.cases if c.gold_doc_ids]
-    rows: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    variants: dict[str, tuple[str, tuple[float, float] | None]] = {m: (m, None) for m in modes}
+    if tune:
+        variants.update({f"hybrid@{wd:g},{wl:g}": ("hybrid", (wd, wl)) for wd, wl in WEIGHT_GRID})
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    fetch = "hybrid" if tune or len(modes) > 1 else modes[0]
     for case in tqdm(cases, desc=f"{evalset.name}", disable=not progress, unit="q"):
         filters = Filters(group=case.group or None)
-        for mode in modes:
-            hits = searcher.search(case.question, [kb], k=DEPTH, filters=filters, mode=mode)
-            rows[mode].append(retrieval_scores(dedupe(h.doc_id for h in hits), case.gold_doc_ids))
-    return [RetrievalResult(evalset.name, m, len(cases), mean_scores(rows[m])) for m in modes]
+        dense, lexical = searcher.candidates(case.question, [kb], filters, fetch, k=DEPTH)
+        for name, (mode, weights) in variants.items():
+            hits = searcher.combine(
+                case.question, dense, lexical, k=DEPTH, mode=mode, weights=weights
+            )
+            rows[name].append(retrieval_scores(dedupe(h.doc_id for h in hits), case.gold_doc_ids))
+    return [
+        RetrievalResult(evalset.name, name, len(cases), mean_scores(rows[name]))
+        for name in variants
+    ]

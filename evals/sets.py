@@ -68,7 +68,9 @@ def load_set(folder: str | Path, limit: int | None = None) -> EvalSet:
     corpus, cases_path = root / "corpus.jsonl", root / "cases.jsonl"
     for p in (corpus, cases_path):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: an evaluation set needs corpus.jsonl and cases.jsonl")
+            raise FileNotFoundError(
+                f"{p} not found: an evaluation set needs corpus.jsonl and cases.jsonl"
+            )
     cases = []
     with cases_path.open(encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):

@@ -57,10 +57,8 @@ class SentenceTransformerEmbedder:
             raise ModelNotFoundError(
                 f"{ref.spec} is a {ref.kind}, not a sentence-transformers folder (no modules.json)"
             )
-        import torch
-
         self.name = ref.spec
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or _default_device()
         self.batch_size = batch_size
         self.backend, self._ov, self._st = _open_backend(
             ref.path, backend, self.device, cache_dir or default_cache_dir()
@@ -112,6 +110,12 @@ class SentenceTransformerEmbedder:
         with self._torch_lock:
             ids = self._st.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
             return len(ids)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _open_backend(

@@ -1,8 +1,9 @@
-"""Hybrid search: dense and lexical candidates per knowledge base, fused by weighted reciprocal rank.
+"""Hybrid search: dense and lexical candidates, fused by weighted reciprocal rank.
 
-Plain RRF trusts both sides equally. On Chinese text a weak dense side drags a near-perfect lexical
-side down (XQuAD-zh: MiniLM recall@5 0.28, BM25 0.997, plain RRF 0.58), so each side gets a weight per
-query language, chosen by measurement (README, "Retrieval quality").
+Plain RRF trusts both sides equally, so a weak side drags a strong one down (XQuAD-zh with MiniLM:
+dense recall@5 0.28, BM25 0.997, plain RRF 0.58). Two things fix that: Chinese and mixed knowledge
+bases embed with multilingual e5 (retrieval/ingest.py), and each side gets a weight per query
+language, chosen on the dev sets by `citewise eval retrieval --tune` (README, "Retrieval").
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class CandidateSource(Protocol):
 
 
 def _default_weights() -> dict[str, tuple[float, float]]:
-    return {"en": (1.0, 1.0), "zh": (0.3, 1.0)}
+    return {"en": (1.0, 1.0), "zh": (1.0, 0.6)}
 
 
 @dataclass(frozen=True)
@@ -84,25 +85,19 @@ class HybridSearcher:
         self.fusion = fusion or FusionConfig()
         self.reranker = reranker
 
-    def search(
+    def candidates(
         self,
         query: str,
         kbs: Sequence[str],
-        *,
-        k: int = 5,
         filters: Filters | None = None,
         mode: str = "hybrid",
-    ) -> list[Hit]:
-        """Top `k` chunks for `query` across `kbs`, best first."""
+        k: int = 0,
+    ) -> tuple[list[Hit], list[Hit]]:
+        """(dense, lexical) candidate lists across `kbs`, each ranked by its raw score."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-        if k < 1:
-            raise ValueError("k must be at least 1")
-        if not query.strip():
-            return []
         filters = filters or Filters()
         n = max(k, self.fusion.candidates)
-        weights = self.fusion.weights_for(detect_lang(query))
         dense: list[Hit] = []
         lexical: list[Hit] = []
         for kb in dict.fromkeys(kbs):
@@ -115,10 +110,43 @@ class HybridSearcher:
         if len(kbs) > 1:
             dense.sort(key=lambda h: -h.score)
             lexical.sort(key=lambda h: -h.score)
+        return dense[:n], lexical[:n]
+
+    def combine(
+        self,
+        query: str,
+        dense: Sequence[Hit],
+        lexical: Sequence[Hit],
+        *,
+        k: int = 5,
+        mode: str = "hybrid",
+        weights: tuple[float, float] | None = None,
+    ) -> list[Hit]:
+        """Rank candidates for one mode (fused with the query language's weights for hybrid)."""
         if mode == "hybrid":
-            merged = fuse(dense[:n], lexical[:n], weights, self.fusion.rrf_k)
+            w = weights or self.fusion.weights_for(detect_lang(query))
+            merged = fuse(dense, lexical, w, self.fusion.rrf_k)
         else:
-            merged = dense or lexical
+            merged = list(dense if mode == "dense" else lexical)
         if self.reranker is not None:
-            merged = self.reranker.rerank(query, merged[: max(n, k)])
+            merged = self.reranker.rerank(query, merged)
         return merged[:k]
+
+    def search(
+        self,
+        query: str,
+        kbs: Sequence[str],
+        *,
+        k: int = 5,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        """Top `k` chunks for `query` across `kbs`, best first."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if not query.strip():
+            return []
+        dense, lexical = self.candidates(query, kbs, filters, mode, k)
+        return self.combine(query, dense, lexical, k=k, mode=mode)

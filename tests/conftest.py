@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
+
+# As the entry points do: two OpenMP/torch pools spinning on 2 cores starve each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +121,7 @@ def smollm2():  # -> agent.lm_local.LocalLM
 
 @pytest.fixture(scope="session")
 def demo_library(tmp_path_factory):  # -> retrieval.kb.Library
-    """A Library with the three shipped demo knowledge bases ingested (real embedders, FAISS, SQLite)."""
+    """A Library with the three demo knowledge bases ingested (real embedders, FAISS, SQLite)."""
     from retrieval.demo import demo_corpus_files
     from retrieval.kb import Library
 
@@ -125,3 +130,153 @@ def demo_library(tmp_path_factory):  # -> retrieval.kb.Library
         report = library.ingest_paths(kb, [path], domain=kb, progress=False)
         assert not report.skipped, report.skipped
     return library
+
+
+# --- agent turn pipeline (test_dialogue, test_injection, test_rewrite, test_agent_e2e, ...) ------
+
+
+class ScriptedLM:
+    """The LM seam's one test double: replies from a queue, or from `respond(messages)`.
+
+    Replies stream as words (Chinese: characters), one per "token"; `max_new_tokens`, `cancel`
+    and closing the stream stop it as the real backends do, and `stats` gets one record per call.
+    Every call's messages are kept in `calls`. An empty queue fails the call that found it empty.
+    """
+
+    name = "scripted"
+
+    def __init__(self, replies=(), respond=None) -> None:
+        import threading
+
+        self.replies = list(replies)
+        self.respond = respond
+        self.calls: list[list[dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def stream(self, messages, *, max_new_tokens=512, time_limit_s=None, cancel=None, stats=None):
+        with self._lock:
+            self.calls.append([dict(m) for m in messages])
+            if self.respond is not None:
+                text = self.respond(messages)
+            elif self.replies:
+                text = self.replies.pop(0)
+            else:
+                raise AssertionError(f"ScriptedLM has no reply left for call {len(self.calls)}")
+        return self._pieces(text, max_new_tokens, cancel, stats)
+
+    @staticmethod
+    def _pieces(text, max_new_tokens, cancel, stats):
+        import re
+
+        from agent.protocols import GenerationStats
+
+        pieces = re.findall(r"\s*(?:[\u4e00-\u9fff]|[^\s\u4e00-\u9fff]+)", text)
+        sent, stopped = 0, "eos"
+        try:
+            for piece in pieces:
+                if cancel is not None and cancel.cancelled:
+                    stopped = "cancelled"
+                    break
+                if sent >= max_new_tokens:
+                    stopped = "max_tokens"
+                    break
+                sent += 1
+                yield piece
+        except GeneratorExit:
+            stopped = "cancelled"
+            raise
+        finally:
+            if stats is not None:
+                stats.append(GenerationStats(0, sent, 0.0, 0.0, stopped))
+
+    def generate_batch(self, conversations, *, max_new_tokens=512):
+        return ["".join(self.stream(c, max_new_tokens=max_new_tokens)) for c in conversations]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+class RecordingRouter:
+    """The Router seam's one test double: a fixed route per intent, and every text it was shown."""
+
+    def __init__(self, intent: str = "knowledge", domain: str = "education") -> None:
+        self.intent, self.domain = intent, domain
+        self.seen: list[str] = []
+
+    def route(self, text: str):  # -> agent.types.Route
+        from agent.types import Route
+
+        self.seen.append(text)
+        return Route(self.intent, self.domain, method="rule")
+
+
+@pytest.fixture(scope="session")
+def scripted_lm() -> type[ScriptedLM]:
+    return ScriptedLM
+
+
+@pytest.fixture(scope="session")
+def recording_router() -> type[RecordingRouter]:
+    return RecordingRouter
+
+
+# Demo-corpus documents of the small "science" knowledge base: the oxygen paragraphs in both
+# languages (XQuAD article 12) and two unrelated ones.
+OXYGEN_DOCS = ("xq-en-12-0", "xq-en-12-1", "xq-zh-12-0", "xq-zh-12-1", "xq-en-0-0", "xq-en-6-0")
+
+
+@pytest.fixture(scope="session")
+def demo_docs() -> dict:  # -> dict[str, retrieval.types.Document]
+    """Every document of the shipped demo corpus by id."""
+    import json
+
+    from retrieval.demo import demo_corpus_files
+    from retrieval.types import Document
+
+    docs = {}
+    for path in demo_corpus_files().values():
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                doc = Document(**json.loads(line))
+                docs[doc.id] = doc
+    return docs
+
+
+@pytest.fixture(scope="session")
+def science_library(tmp_path_factory, e5_embedder, demo_docs):  # -> retrieval.kb.Library
+    """A Library with one small bilingual kb, "science" (education), embedded with the shared e5."""
+    from retrieval.kb import Library
+
+    library = Library(tmp_path_factory.mktemp("science"), embedder_loader=lambda spec: e5_embedder)
+    library.create("science", domain="education", embedder="bundled:e5")
+    library.ingest_documents("science", [demo_docs[d] for d in OXYGEN_DOCS], progress=False)
+    return library
+
+
+@pytest.fixture
+def make_manager(tmp_path, e5_embedder, science_library):
+    """Build a DialogueManager over `science_library` with a fresh store and the given LM/router."""
+    from agent.citations import SupportScorer
+    from agent.dialogue import DialogueManager, TurnConfig
+    from agent.state import DialogueStore
+    from retrieval.search import HybridSearcher
+
+    stores = []
+
+    def make(lm, router=None, library=None, **config):
+        library = library or science_library
+        store = DialogueStore(tmp_path / f"dialogue-{len(stores)}.db")
+        stores.append(store)
+        return DialogueManager(
+            lm=lm,
+            searcher=HybridSearcher(library),
+            router=router or RecordingRouter(),
+            store=store,
+            scorer=SupportScorer(e5_embedder),
+            kb_domains={i.name: i.domain for i in library.list()},
+            config=TurnConfig(**{"max_new_tokens": 48, **config}),
+        )
+
+    yield make
+    for store in stores:
+        store.close()

@@ -1,4 +1,4 @@
-"""`citewise ingest | kb | search` as a user runs them: real subprocesses on an isolated data dir."""
+"""`citewise ingest | kb | search` as a user runs them: real subprocesses, isolated data dir."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ def data(tmp_path_factory) -> Path:
     docs = root / "docs"
     (docs / "sub").mkdir(parents=True)
     (docs / "tea.md").write_text(
-        "# Tea\n\nGreen tea is made from unoxidized leaves of Camellia sinensis.\n", encoding="utf-8"
+        "# Tea\n\nGreen tea is made from unoxidized leaves of Camellia sinensis.\n",
+        encoding="utf-8",
     )
-    (docs / "sub" / "law.txt").write_text("第一条 为了保护劳动者的合法权益，制定本法。\n", encoding="utf-8")
+    (docs / "sub" / "law.txt").write_text(
+        "第一条 为了保护劳动者的合法权益，制定本法。\n", encoding="utf-8"
+    )
     (docs / "empty.txt").write_text("", encoding="utf-8")
     (docs / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     (docs / "sheet.xlsx").write_bytes(b"PK\x03\x04")
@@ -56,7 +59,9 @@ def test_ingest_reports_each_bad_file_and_keeps_the_rest(data):
 
 
 def test_search_json_single_and_batch(data):
-    out = citewise(data / "home", "search", "--kb", "notes", "--json", "What is green tea made from?")
+    out = citewise(
+        data / "home", "search", "--kb", "notes", "--json", "What is green tea made from?"
+    )
     hits = json.loads(out.stdout)["hits"]
     assert hits[0]["doc_id"] == "tea.md" and set(hits[0]) == {"doc_id", "chunk_id", "score", "text"}
     queries = data / "q.jsonl"
@@ -78,7 +83,9 @@ def test_errors_name_the_problem_and_the_fix(data):
     out = citewise(data / "home", "search", "--kb", "nope", "tea")
     assert out.returncode == 2 and "no knowledge base named 'nope'" in out.stderr
     assert "citewise ingest" in out.stderr
-    out = citewise(data / "home", "search", "--kb", "notes", "--queries", str(data / "missing.jsonl"))
+    out = citewise(
+        data / "home", "search", "--kb", "notes", "--queries", str(data / "missing.jsonl")
+    )
     assert out.returncode == 2 and "missing.jsonl" in out.stderr
 
 

@@ -133,6 +133,15 @@ def test_save_load_roundtrip_with_checksum(kind, data, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["dense.faiss"]  # no temp files left
 
 
+@pytest.mark.parametrize(("kind", "knob"), [("hnsw", "ef_search"), ("ivf", "nprobe")])
+def test_search_knobs_survive_save_and_load(kind, knob, data, tmp_path):
+    ids, vecs = data
+    index = built(kind, ids, vecs)
+    setattr(index, knob, 5)
+    index.save(tmp_path / "dense.faiss")
+    assert getattr(DenseIndex.load(tmp_path / "dense.faiss"), knob) == 5
+
+
 def test_load_rejects_changed_file(data, tmp_path):
     ids, vecs = data
     path = tmp_path / "dense.faiss"

@@ -1,4 +1,4 @@
-"""Hybrid search: weighted reciprocal-rank fusion, and real retrieval over the demo knowledge bases."""
+"""Hybrid search: weighted reciprocal-rank fusion, and real retrieval over the demo kbs."""
 
 from __future__ import annotations
 
@@ -67,7 +67,11 @@ def test_hybrid_recall_on_demo_cases_is_at_least_each_side(demo_library):
         total = 0.0
         for case in cases:
             hits = searcher.search(
-                case["question"], [case["kb"]], k=30, mode=mode, filters=Filters(group=case["group"] or None)
+                case["question"],
+                [case["kb"]],
+                k=30,
+                mode=mode,
+                filters=Filters(group=case["group"] or None),
             )
             total += recall_at(dedupe(h.doc_id for h in hits), case["gold_doc_ids"], 5)
         recall[mode] = total / len(cases)

