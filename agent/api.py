@@ -1,4 +1,4 @@
-"""The Python agent API: `Agent` is the composition root that builds every part once and runs turns."""
+"""The Python agent API: `Agent`, the composition root that builds every part once, runs turns."""
 
 from __future__ import annotations
 

@@ -239,7 +239,9 @@ class DialogueManager:
         checked = verify(text, hits, self.scorer)
         if not self.config.strict and checked.text:
             return checked.text, checked.citations, False
-        if checked.grounded:
+        # An answer in the other language than the question's is replaced by a quote, which the
+        # gate picks in the user's language when one of the passages is.
+        if checked.grounded and detect_lang(checked.grounded) == state.lang:
             return checked.grounded, tuple(c for c in checked.citations if c.verified), False
         n, quote = decision.best + 1, decision.evidence
         cite = citation(n, hits[decision.best], quote, 1.0, quote, True)

@@ -14,7 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, SkipValidation
 
 from agent.protocols import LM
 from retrieval.search import HybridSearcher
@@ -72,7 +72,7 @@ class CitewiseChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    lm: LM
+    lm: SkipValidation[LM]  # a Protocol: pydantic cannot check it with isinstance
     max_new_tokens: int = 256
 
     @property
@@ -86,15 +86,25 @@ class CitewiseChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        text = ""
-        for piece in self.lm.stream(_messages(messages), max_new_tokens=self.max_new_tokens):
-            text += piece
-            if stop and any(s in text for s in stop):
-                return
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            if run_manager:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
-            yield chunk
+        pieces = self.lm.stream(_messages(messages), max_new_tokens=self.max_new_tokens)
+        text, emitted = "", 0
+        try:
+            for piece in pieces:
+                text += piece
+                cut = min((i for s in stop or () if (i := text.find(s)) >= 0), default=-1)
+                new = text[emitted : cut if cut >= 0 else len(text)]
+                emitted += len(new)
+                if new:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=new))
+                    if run_manager:
+                        run_manager.on_llm_new_token(new, chunk=chunk)
+                    yield chunk
+                if cut >= 0:
+                    return
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # a stop sequence ends the generation, not only the output
 
     def _generate(
         self,

@@ -170,11 +170,15 @@ class LocalLM:
         return min(max_new_tokens, self.max_positions - prompt_tokens)
 
     def answer_text(self, ids: Sequence[int]) -> str:
-        """The answer text of generated ids: up to the first stop token, specials dropped."""
+        """The answer text of generated ids: up to the first stop token, specials dropped.
+
+        A character cut in half by the token budget is dropped, as the streamed text drops it.
+        """
         end = next((i for i, t in enumerate(ids) if t in self.stop_ids), len(ids))
-        return self.tokenizer.decode(
+        text: str = self.tokenizer.decode(
             ids[:end], skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
+        return text.rstrip("\ufffd")
 
     def _work(self, input_ids: torch.Tensor, budget: int, run: _Run, pieces: queue.Queue) -> None:
         """Worker thread: wait for the model, decode, put text pieces, always end with _DONE."""
@@ -278,7 +282,8 @@ class _IncrementalText:
         before = self._decode(self.ids[self.prefix : self.read])
         after = self._decode(self.ids[self.prefix :])
         self.prefix = self.read = len(self.ids)
-        return after[len(before) :]
+        # A character cut by the token budget can never complete: drop its replacement mark.
+        return after[len(before) :].rstrip("\ufffd")
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(

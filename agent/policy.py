@@ -19,7 +19,8 @@ _EMERGENCY = re.compile(
 
 _TEXT = {
     "medical": {
-        "en": "This is information from your documents, not medical advice. Ask a doctor about your own situation.",
+        "en": "This is information from your documents, not medical advice. "
+        "Ask a doctor about your own situation.",
         "zh": "以上内容来自您的文档，不构成医疗建议。具体情况请咨询医生。",
     },
     "emergency": {
@@ -27,7 +28,8 @@ _TEXT = {
         "zh": "如果情况紧急，请立即拨打急救电话 120。",
     },
     "legal": {
-        "en": "This is information from your documents, not legal advice{where}. Ask a lawyer about your own case.",
+        "en": "This is information from your documents, not legal advice{where}. "
+        "Ask a lawyer about your own case.",
         "zh": "以上内容来自您的文档，不构成法律意见{where}。具体案件请咨询律师。",
     },
 }

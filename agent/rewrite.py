@@ -48,6 +48,7 @@ _POINTER_TEXT = (
     "呢 个 第一 第二 第三"
 )
 _POINTERS = frozenset(_POINTER_TEXT.split())
+_ORDINAL = re.compile(r"第?[一二三四五六七八九十]+[个种条项点]?")  # "第二个" may become "第二种"
 _MARKER = re.compile(r"[\[【]\d{1,2}[\]】]")
 
 
@@ -91,7 +92,7 @@ def plausible(candidate: str, message: str, history: History) -> bool:
     if detect_lang(candidate) != detect_lang(message):
         return False
     words = set(segment(candidate))
-    own = {w for w in content_words(message) if w not in _POINTERS}
+    own = {w for w in content_words(message) if w not in _POINTERS and not _ORDINAL.fullmatch(w)}
     if own and len(own & words) < len(own) / 2:
         return False
     asked = {w for role, text in history if role == "user" for w in content_words(text)}

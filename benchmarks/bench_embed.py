@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-EVALSETS = Path(os.environ.get("CITEWISE_EVALSETS", "/work/shared/evalsets"))
+EVALSETS = Path(
+    os.environ.get("CITEWISE_EVALSETS", Path(__file__).resolve().parents[2] / "shared" / "evalsets")
+)
 BACKENDS = ("openvino", "openvino-f32", "torch")
 
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         rate, p50 = statistics.median(rates[name]), statistics.median(p50s[name])
         print(
             f"| {name} | {rate:.1f} | {rate / base_rate:.2f} | {p50:.2f} | "
-            f"{p50 / base_p50:.2f} | {fidelity[name]:.4f} |"
+            f"{p50 / base_p50:.2f} | {fidelity[name]:.5f} |"
         )
     print(f"\nper-round passages/s: { {k: [round(r, 1) for r in v] for k, v in rates.items()} }")
 

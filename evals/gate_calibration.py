@@ -32,7 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--evalsets",
-        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "evalsets"),
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "evalsets"),
     )
     ap.add_argument("--per-set", type=int, default=60, help="answerable cases per set")
     ap.add_argument("--data-dir")

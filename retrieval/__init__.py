@@ -1,6 +1,6 @@
-"""Documents in, ranked cited passages out: loading, chunking, embedding, hybrid index, knowledge bases.
+"""Documents in, ranked cited passages out: loading, chunking, embedding, hybrid index, kbs.
 
-Imports here stay light; torch, faiss and sentence-transformers load inside the modules that use them.
+Imports here stay light; torch, faiss and sentence-transformers load in the modules that use them.
 """
 
 from retrieval.errors import RetrievalError

@@ -69,8 +69,9 @@ def st_pipeline(folder: Path) -> StPipeline | None:
 class OpenVinoEncoder:
     """Embed texts with a converted, cached OpenVINO copy of a sentence-transformers model.
 
-    precision "auto" runs bfloat16 on CPUs with bf16 instructions and fp32 elsewhere; "f32"
-    always runs fp32 (the same vectors as PyTorch, at about half the speed where bf16 exists).
+    precision "auto" lets OpenVINO choose: bfloat16 on CPUs with native bf16 instructions
+    (AVX512_BF16, AMX), fp32 elsewhere; "f32" always runs fp32 (the same vectors as PyTorch, at
+    about half the speed where bf16 exists).
     """
 
     def __init__(self, pipeline: StPipeline, cache_dir: Path, precision: str = "auto") -> None:
@@ -82,15 +83,15 @@ class OpenVinoEncoder:
         self.pipeline = pipeline
         self.tokenizer = AutoTokenizer.from_pretrained(pipeline.transformer_dir)
         xml = convert_to_openvino(pipeline, cache_dir, self.tokenizer) / "model.xml"
-        core = ov.Core()
-        bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        self.precision = "bf16" if precision == "auto" and bf16 else "f32"
         config = {
-            "INFERENCE_PRECISION_HINT": self.precision,
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all cores on it
             "CACHE_DIR": str(xml.parent.parent / "compiled"),  # compiles in ms after the first
         }
+        if precision == "f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        core = ov.Core()
         self._model = core.compile_model(str(xml), "CPU", config)
+        self.precision = self._model.get_property("INFERENCE_PRECISION_HINT").to_string()
         self._request = self._model.create_infer_request()
         # One infer request and one fast tokenizer: neither may be used by two threads at once.
         self._lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""Where citewise keeps its data: one directory, chosen explicitly, by CITEWISE_HOME, or per user."""
+"""Where citewise keeps its data: one directory, given explicitly, by CITEWISE_HOME, or per user."""
 
 from __future__ import annotations
 

@@ -280,3 +280,36 @@ def make_manager(tmp_path, e5_embedder, science_library):
     yield make
     for store in stores:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def education_data_dir(tmp_path_factory, e5_embedder):  # -> pathlib.Path
+    """A data dir holding the demo "education" kb (XQuAD en + zh paragraphs), ingested once."""
+    from retrieval.demo import demo_corpus_files
+    from retrieval.kb import Library
+
+    path = tmp_path_factory.mktemp("education-data")
+    library = Library(path, embedder_loader=lambda spec: e5_embedder)
+    library.ingest_paths(
+        "education", [demo_corpus_files()["education"]], domain="education", progress=False
+    )
+    library.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def education_agent(education_data_dir):  # -> agent.Agent
+    """The real Agent (SmolLM2 on CPU, e5, prototype router) over `education_data_dir`, built once
+    through Agent.from_config the way users build it; short answers keep the slow tests short."""
+    from agent import Agent
+
+    agent = Agent.from_config(
+        {
+            "data_dir": str(education_data_dir),
+            "device": "cpu",
+            "max_new_tokens": 48,
+            "time_limit_s": 120.0,
+        }
+    )
+    yield agent
+    agent.close()

@@ -24,9 +24,10 @@ from retrieval.embedders import load_embedder
 from retrieval.kb import Library
 from retrieval.types import Document
 
+import sentence_transformers  # noqa: F401  (torch, transformers)
+
 with contextlib.suppress(ImportError):
-    import onnxruntime  # noqa: F401
-    import sentence_transformers  # noqa: F401  (torch, transformers)
+    import openvino  # noqa: F401
 
 
 def main(data_dir: str, kb: str, corpus: str) -> None:

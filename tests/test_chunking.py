@@ -14,7 +14,9 @@ from retrieval.chunking import chunk_text
 from retrieval.demo import demo_corpus_files
 from retrieval.types import Span
 
-EVALSETS = Path(os.environ.get("CITEWISE_EVALSETS", "/work/shared/evalsets"))
+EVALSETS = Path(
+    os.environ.get("CITEWISE_EVALSETS", Path(__file__).resolve().parents[2] / "shared" / "evalsets")
+)
 PROPERTY_SETS = ("stard", "xquad-zh", "xquad-en", "pubmedqa", "cmb-clin")
 SETTINGS = [(128, 0), (64, 16)]  # (max_tokens, overlap_tokens)
 

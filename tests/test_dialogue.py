@@ -1,0 +1,227 @@
+"""One chat turn end to end with real retrieval, verifier and store, and a scripted LM for control.
+
+The knowledge base is the small bilingual "science" kb (conftest); the scripted LM stands in for
+the model so that each control path (refusal, chit-chat, stop, cancel, history, threads) is exact.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from agent.protocols import CancelToken, LMError
+from agent.types import Done, Retrieved, Rewritten, Token
+
+SCHEELE = "When did Carl Wilhelm Scheele discover oxygen?"
+SCHEELE_ZH = "卡尔·威尔海姆·舍勒于何时发现氧气？"
+ANSWER = "Oxygen was discovered by Carl Wilhelm Scheele in Uppsala in 1773 or earlier [1]."
+MERCURY = "What is the boiling point of mercury?"
+
+
+def run(manager, session: str, message: str, **kwargs) -> list:
+    return list(manager.turn(session, message, **kwargs))
+
+
+def reply_of(events):
+    assert isinstance(events[-1], Done)
+    return events[-1].reply
+
+
+def test_events_in_order_and_turn_stored(make_manager, scripted_lm):
+    lm = scripted_lm([ANSWER])
+    manager = make_manager(lm)
+    events = run(manager, "s1", SCHEELE)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[:3] == ["Rewritten", "Routed", "Retrieved"]
+    assert set(kinds[3:-1]) == {"Token"} and len(kinds) > 5
+    assert kinds[-1] == "Done"
+    rewritten, routed, retrieved = events[:3]
+    assert rewritten == Rewritten(SCHEELE, used_lm=False)
+    assert routed.route.kbs == ("science",) and routed.route.intent == "knowledge"
+    assert retrieved.hits[0].doc_id in ("xq-en-12-0", "xq-zh-12-0")
+    assert "".join(e.text for e in events if isinstance(e, Token)) == ANSWER
+
+    reply = reply_of(events)
+    assert not reply.refused and not reply.interrupted
+    assert reply.citations and all(c.verified for c in reply.citations)
+    assert reply.citations[0].doc_id == "xq-en-12-0"
+    assert "1773" in reply.answer and reply.answer.endswith("].")
+    assert reply.sources == retrieved.hits
+    assert {"rewrite_ms", "retrieve_ms", "ttft_ms", "total_ms"} <= set(reply.timings)
+
+    (stored,) = manager.store.history("s1")
+    assert (stored.id, stored.answer, stored.interrupted) == (reply.turn_id, reply.answer, False)
+    assert stored.rewritten_query == SCHEELE
+    assert [e.doc_id for e in stored.evidence] == [h.doc_id for h in reply.sources]
+    assert stored.citations[0]["doc_id"] == "xq-en-12-0"
+
+
+def test_answer_prompt_fences_numbered_passages(make_manager, scripted_lm):
+    lm = scripted_lm([ANSWER])
+    reply = reply_of(run(make_manager(lm), "s1", SCHEELE))
+    system, user = lm.calls[0][0], lm.calls[0][-1]
+    assert system["role"] == "system" and user == {"role": "user", "content": SCHEELE}
+    assert system["content"].count("<passage n=") == len(reply.sources)
+    assert "Oxygen was discovered independently" in system["content"]
+
+
+def test_refusal_when_the_gate_fails_keeps_the_closest_sources(make_manager, scripted_lm):
+    lm = scripted_lm(["this must not be used"])
+    reply = reply_of(run(make_manager(lm), "s1", MERCURY))
+    assert reply.refused and not reply.citations
+    assert reply.answer.startswith("The knowledge base does not cover this")
+    assert reply.sources, "the closest sources are shown with a refusal"
+    assert reply.notices[0].kind == "refusal"
+    assert lm.calls == []
+
+
+def test_model_refusal_is_a_refusal(make_manager, scripted_lm):
+    reply = reply_of(run(make_manager(scripted_lm(["The documents do not say."])), "s", SCHEELE))
+    assert reply.refused and reply.answer == "The documents do not say."
+    assert [n.kind for n in reply.notices] == ["refusal"]
+
+
+def test_unsupported_answer_becomes_a_cited_quote(make_manager, scripted_lm):
+    lm = scripted_lm(["Bananas are yellow and grow in tropical countries [2]."])
+    reply = reply_of(run(make_manager(lm), "s1", SCHEELE))
+    assert reply.answer.startswith("The documents say: ")
+    assert "Bananas" not in reply.answer
+    (cite,) = reply.citations
+    assert cite.verified and cite.doc_id == "xq-en-12-0"
+    assert cite.sentence in reply.answer and f"[{cite.n}]" in reply.answer
+
+
+def test_non_strict_keeps_unsupported_sentences_flagged(make_manager, scripted_lm):
+    lm = scripted_lm([ANSWER + " Bananas are yellow [1]."])
+    reply = reply_of(run(make_manager(lm, strict=False), "s1", SCHEELE))
+    assert "Bananas" in reply.answer and "1773" in reply.answer
+    assert [c.verified for c in reply.citations] == [True, False]
+
+
+def test_chitchat_skips_retrieval(make_manager, scripted_lm, recording_router):
+    lm = scripted_lm(["Hello! Ask me about your documents."])
+    events = run(make_manager(lm, recording_router("chitchat", "general")), "s1", "Hello!")
+    assert not any(isinstance(e, Retrieved) for e in events)
+    reply = reply_of(events)
+    assert reply.answer == "Hello! Ask me about your documents."
+    assert reply.sources == () and not reply.refused
+    assert "friendly assistant" in lm.calls[0][0]["content"]
+
+
+@pytest.mark.parametrize(("intent", "refused"), [("clarify", False), ("out_of_scope", True)])
+def test_clarify_and_out_of_scope_answer_without_the_lm(
+    make_manager, scripted_lm, recording_router, intent, refused
+):
+    lm = scripted_lm()
+    events = run(make_manager(lm, recording_router(intent, "general")), "s1", "hmm")
+    reply = reply_of(events)
+    assert reply.refused is refused and reply.answer and lm.calls == []
+    assert not any(isinstance(e, Retrieved) for e in events)
+
+
+def test_stream_closed_mid_answer_stores_the_partial_answer(make_manager, scripted_lm):
+    manager = make_manager(scripted_lm([ANSWER]))
+    turn = manager.turn("s1", SCHEELE)
+    seen = ""
+    for event in turn:
+        if isinstance(event, Token):
+            seen += event.text
+            if len(seen.split()) == 4:
+                break
+    turn.close()
+    (stored,) = manager.store.history("s1")
+    assert stored.interrupted and stored.answer == seen.strip()
+    assert stored.answer == "Oxygen was discovered by"
+    assert stored.citations == ()
+
+
+def test_cancel_token_stops_generation(make_manager, scripted_lm):
+    manager = make_manager(scripted_lm([ANSWER]))
+    cancel = CancelToken()
+    events = []
+    for event in manager.turn("s1", SCHEELE, cancel=cancel):
+        events.append(event)
+        if isinstance(event, Token):
+            cancel.cancel()
+    reply = reply_of(events)
+    assert reply.interrupted
+    assert reply.answer == "Oxygen" and reply.timings["new_tokens"] == 1
+    assert manager.store.history("s1")[0].interrupted
+
+
+def test_lm_failure_stores_the_turn_as_interrupted(make_manager, scripted_lm):
+    def fail(messages):
+        raise LMError("server down")
+
+    manager = make_manager(scripted_lm(respond=fail))
+    with pytest.raises(LMError, match="server down"):
+        run(manager, "s1", SCHEELE)
+    (stored,) = manager.store.history("s1")
+    assert stored.interrupted and stored.answer == ""
+
+
+def test_history_is_used_across_turns(make_manager, scripted_lm):
+    lm = scripted_lm(
+        [
+            ANSWER,
+            "Who else discovered oxygen besides Carl Wilhelm Scheele?",
+            "Joseph Priestley discovered oxygen in Wiltshire in 1774 [1].",
+        ]
+    )
+    manager = make_manager(lm)
+    run(manager, "s1", SCHEELE)
+    events = run(manager, "s1", "And who else discovered it?")
+    assert events[0] == Rewritten("Who else discovered oxygen besides Carl Wilhelm Scheele?", True)
+    assert SCHEELE in lm.calls[1][0]["content"]  # the rewrite prompt shows the conversation
+    answer_call = lm.calls[2]
+    assert [m["role"] for m in answer_call] == ["system", "user", "assistant", "user"]
+    assert answer_call[1]["content"] == SCHEELE and "1773" in answer_call[2]["content"]
+    reply = reply_of(events)
+    assert "Priestley" in reply.answer and reply.citations[0].verified
+    assert [t.idx for t in manager.store.history("s1")] == [0, 1]
+
+
+def test_emergency_message_gets_the_emergency_notice(make_manager, scripted_lm, recording_router):
+    lm = scripted_lm(["Please get help now."])
+    router = recording_router("chitchat", "general")
+    reply = reply_of(run(make_manager(lm, router), "s1", "My father has chest pain right now"))
+    assert [n.kind for n in reply.notices] == ["emergency", "medical"]
+
+
+def test_sessions_on_threads_never_see_each_other(make_manager, scripted_lm):
+    def echo(messages):
+        last = messages[-1]["content"]
+        return f"You asked: {last}" if messages[0]["role"] == "system" else "Standalone?"
+
+    manager = make_manager(scripted_lm(respond=echo))
+    asks = {"a": [SCHEELE, "And who else discovered it?"], "b": [SCHEELE_ZH, "还有谁发现了它？"]}
+    streamed: dict[str, list[str]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def chat(session: str) -> None:
+        try:
+            for message in asks[session]:
+                barrier.wait(timeout=60)
+                tokens = [e.text for e in manager.turn(session, message) if isinstance(e, Token)]
+                streamed[session].append("".join(tokens))
+        except BaseException as e:  # reported below; a thread's exception would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=chat, args=(s,)) for s in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    for session, messages in asks.items():
+        turns = manager.store.history(session)
+        assert [t.user_text for t in turns] == messages
+        # Each token stream is exactly this session's echo: no pieces of the other's answer.
+        assert streamed[session] == [f"You asked: {t.rewritten_query}" for t in turns]
+    queries = {s: {t.rewritten_query for t in manager.store.history(s)} for s in asks}
+    for call in manager.lm.calls:
+        if call[0]["role"] == "system":  # an answer prompt: its history is one session's
+            users = {m["content"] for m in call[1:] if m["role"] == "user"}
+            assert any(users <= mine for mine in queries.values()), users
