@@ -226,6 +226,7 @@ class DialogueManager:
                 close()  # stops a generation the caller abandoned, instead of at garbage collection
             if stats:
                 timings["new_tokens"] = stats[0].new_tokens
+                timings["lm_ttft_ms"] = round(stats[0].ttft_s * 1000, 1)  # the model's prefill
             state.interrupted = cancel is not None and cancel.cancelled
 
     def _ground(

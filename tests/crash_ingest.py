@@ -19,12 +19,12 @@ import json
 import os
 import sys
 
+import sentence_transformers  # noqa: F401  (torch, transformers)
+
 import retrieval.dense  # noqa: F401  (faiss)
 from retrieval.embedders import load_embedder
 from retrieval.kb import Library
 from retrieval.types import Document
-
-import sentence_transformers  # noqa: F401  (torch, transformers)
 
 with contextlib.suppress(ImportError):
     import openvino  # noqa: F401

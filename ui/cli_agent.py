@@ -74,50 +74,61 @@ def _print_reply(reply: Reply) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     agent = _agent(args)
-    if args.json:
-        reply = agent.ask(args.message, args.session)
-        print(json.dumps(reply_json(reply), ensure_ascii=False, indent=2))
-        return 0
-    _stream_turn(agent, args.message, args.session)
+    try:
+        if args.json:
+            reply = agent.ask(args.message, args.session)
+            print(json.dumps(reply_json(reply), ensure_ascii=False, indent=2))
+        else:
+            _stream_turn(agent, args.message, args.session)
+    finally:
+        agent.close()
     return 0
 
 
-def _stream_turn(agent: Any, message: str, session: str | None) -> str:
-    """Print one streamed turn; returns the session id."""
-    reply = None
-    for event in agent.stream(message, session):
-        if isinstance(event, Rewritten) and event.query != message:
-            print(f"  (searching for: {event.query})")
-        elif isinstance(event, Routed):
-            print(
-                f"  (route: {event.route.intent}/{event.route.domain} -> {', '.join(event.route.kbs)})"
-            )
-        elif isinstance(event, Retrieved):
-            print(f"  ({len(event.hits)} passages)")
-        elif isinstance(event, Token):
-            print(event.text, end="", flush=True)
-        elif isinstance(event, Done):
-            reply = event.reply
-    print()
-    if reply is None:
-        return session or ""
-    print(f"\n{reply.answer}")
-    _print_reply(reply)
-    return reply.session_id
+def _stream_turn(agent: Any, message: str, session: str | None) -> None:
+    """Print one streamed turn: progress on stderr, the answer as it comes, then the checked
+    answer when verification changed it, its citations and notices. Ctrl-C stops the answer
+    (the turn is kept, marked interrupted) and not the program."""
+    events = agent.stream(message, session)
+    streamed = ""
+    try:
+        for event in events:
+            if isinstance(event, Rewritten) and event.query != message:
+                print(f"  (searching for: {event.query})", file=sys.stderr)
+            elif isinstance(event, Routed):
+                route = event.route
+                kbs = ", ".join(route.kbs) or "-"
+                print(f"  (route: {route.intent}/{route.domain} -> {kbs})", file=sys.stderr)
+            elif isinstance(event, Retrieved):
+                print(f"  ({len(event.hits)} passages)", file=sys.stderr)
+            elif isinstance(event, Token):
+                streamed += event.text
+                print(event.text, end="", flush=True)
+            elif isinstance(event, Done):
+                print()
+                if event.reply.answer != streamed.strip():
+                    print(f"\nchecked answer: {event.reply.answer}")
+                _print_reply(event.reply)
+    except KeyboardInterrupt:
+        events.close()
+        print("\n  (stopped)", file=sys.stderr)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     agent = _agent(args)
     session = args.session or agent.new_session("chat")
-    print(f"session {session}; empty line or Ctrl-D to quit")
-    while True:
-        try:
-            message = input("\nyou> ").strip()
-        except EOFError:
-            return 0
-        if not message:
-            return 0
-        session = _stream_turn(agent, message, session)
+    print(f"session {session}; empty line or Ctrl-D to quit", file=sys.stderr)
+    try:
+        while True:
+            try:
+                message = input("\nyou> ").strip()
+            except EOFError:
+                return 0
+            if not message:
+                return 0
+            _stream_turn(agent, message, session)
+    finally:
+        agent.close()
 
 
 def _data_file(args: argparse.Namespace) -> Path:

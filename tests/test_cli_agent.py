@@ -1,0 +1,57 @@
+"""`citewise ask` as a user runs it: a real subprocess, a .toml config, a data dir on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from retrieval.lang import detect_lang
+
+
+def citewise(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow  # the subprocess loads SmolLM2, e5 and the router
+def test_ask_json_prints_the_reply_fields(tmp_path, education_data_dir):
+    config = tmp_path / "citewise.toml"
+    config.write_text('device = "cpu"\nmax_new_tokens = 32\n', encoding="utf-8")
+    done = citewise(
+        "--data-dir",
+        str(education_data_dir),
+        "ask",
+        "--json",
+        "--config",
+        str(config),
+        "--kb",
+        "education",
+        "When did Carl Wilhelm Scheele discover oxygen?",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    reply = json.loads(done.stdout)
+    for field in ("answer", "citations", "rewritten_query", "route", "refused", "notices"):
+        assert field in reply
+    assert reply["rewritten_query"] == "When did Carl Wilhelm Scheele discover oxygen?"
+    assert reply["route"]["kbs"] == ["education"] and reply["route"]["intent"] == "knowledge"
+    assert reply["refused"] is False and detect_lang(reply["answer"]) == "en"
+    assert any(c["verified"] and c["doc_id"] == "xq-en-12-0" for c in reply["citations"])
+    assert {"retrieve_ms", "total_ms"} <= set(reply["timings"])
+    assert reply["sources"][0]["doc_id"] and "text" in reply["sources"][0]
+
+
+def test_ask_reports_a_missing_config_file(tmp_path):
+    done = citewise("--data-dir", str(tmp_path), "ask", "--config", str(tmp_path / "no.toml"), "hi")
+    assert done.returncode == 2
+    assert "no.toml" in done.stderr and "not found" in done.stderr
