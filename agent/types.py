@@ -54,7 +54,9 @@ class Reply:
     citations: tuple[Citation, ...]
     sources: tuple[Hit, ...]  # the evidence retrieved for this turn, in rank order
     notices: tuple[Notice, ...]
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    # "*_ms": milliseconds from the start of the turn to the end of each step ("lm_ttft_ms" is
+    # the model's own prefill); also "gate_strength" and "new_tokens".
+    timings: dict[str, float] = field(default_factory=dict)
     model: str = ""
     lang: str = "en"
 
