@@ -32,6 +32,8 @@ accuracy 0.85 at the same threshold.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,11 +145,37 @@ def combine(parts: Components, config: SupportConfig) -> np.ndarray:
 
 
 class SupportScorer:
-    """Scores how well passages support sentences (shared by the verifier, the gate and evals)."""
+    """Scores how well passages support sentences (shared by the verifier, the gate and evals).
 
-    def __init__(self, embedder: Embedder, config: SupportConfig | None = None) -> None:
+    Passage sentences' vectors are kept in a small LRU cache: a turn's gate and its verification
+    read the same passages, and so do the turns of one conversation. Safe to share across threads.
+    """
+
+    def __init__(
+        self, embedder: Embedder, config: SupportConfig | None = None, cache_size: int = 4096
+    ) -> None:
         self.embedder = embedder
         self.config = config or SupportConfig()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _passage_vectors(self, texts: list[str]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(zip(missing, self.embedder.embed_documents(missing), strict=True))
+            with self._lock:
+                for text in missing:
+                    self._cache[text] = found[text]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
     def components(self, sentences: Sequence[str], passages: Sequence[str]) -> Components:
         """Every part of support; passage sentences are embedded in one batch per call."""
@@ -156,7 +184,7 @@ class SupportScorer:
         shape = (len(clean), len(passages))
         if not clean or not passages:
             return Components(np.zeros(shape), np.zeros(shape), np.zeros(shape, bool), [])
-        piece_vecs = self.embedder.embed_documents([x for piece in pieces for x in piece])
+        piece_vecs = self._passage_vectors([x for piece in pieces for x in piece])
         sent_vecs = np.stack([self.embedder.embed_query(s) for s in clean])
         sims = sent_vecs @ piece_vecs.T
         lexical, cosine = np.zeros(shape), np.zeros(shape)
@@ -213,7 +241,8 @@ def verify(answer: str, passages: Sequence[Hit], scorer: SupportScorer) -> Verif
 
     A sentence whose markers all fail, or that has none, gets the passage that supports it best
     when one clears the threshold, so every claim that can be checked is cited. Sentences nothing
-    supports are listed in `unsupported_sentences` and left out of `grounded`.
+    supports are listed in `unsupported_sentences` and left out of `grounded`, and so are
+    questions: a model restating the question scores high but claims nothing.
     """
     threshold = scorer.config.threshold
     sentences = split_sentences(answer)
@@ -224,6 +253,10 @@ def verify(answer: str, passages: Sequence[Hit], scorer: SupportScorer) -> Verif
     unsupported: list[str] = []
     for sentence, row in zip(sentences, table, strict=True):
         clean = strip_markers(sentence)
+        if clean.endswith(("?", "？")):
+            full.append(clean)
+            unsupported.append(clean)
+            continue
         cited = [n for n in markers(sentence) if 1 <= n <= len(passages)]
         good = [n for n in cited if row[n - 1][0] >= threshold]
         if not good and row:

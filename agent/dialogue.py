@@ -4,8 +4,11 @@ verify, store.
 Each step takes the previous step's value. The route is computed from the (rewritten) user query
 alone, before any document is read, so text inside documents cannot steer it. Retrieved text only
 reaches the answer prompt, fenced as quoted data, and what the model writes is checked on the way
-out: citations against the passages (agent/citations.py), sentences that reproduce the prompt's
-rules dropped, and generation stopped as soon as the output starts copying them.
+out: sentences that reproduce the prompt's rules are dropped (and generation stops as soon as the
+output starts copying them), so are sentences in another language than the user's and one cut off
+by the token budget; every citation is checked against its passage (agent/citations.py). When no
+sentence survives, the answer quotes the passage sentence the evidence gate found closest to the
+query, in the user's language where a passage is.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from agent.citations import SupportScorer, citation, split_sentences, verify
+from agent.citations import SupportScorer, citation, verify, with_markers
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
 from agent.policy import notices as domain_notices
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
+from agent.sanitize import copies, shingles, usable
 from agent.state import DialogueStore, EvidenceRecord, TurnRecord
 from agent.types import (
     Citation,
@@ -35,8 +39,7 @@ from agent.types import (
     Token,
 )
 from prompts import fence, render
-from retrieval.lang import detect_lang, has_cjk
-from retrieval.lexical import segment
+from retrieval.lang import detect_lang
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters, Hit
 
@@ -45,10 +48,7 @@ NOT_COVERED = {
     "en": "The knowledge base does not cover this. The closest sources are listed below.",
     "zh": "知识库中没有涉及这个问题的内容。下面列出了最接近的资料。",
 }
-_QUOTE = {"en": "The documents say: {text} [{n}]", "zh": "资料中写道：{text} [{n}]"}
-# Six words in a row shared with the rules is a copy, not a coincidence: the longest phrase an
-# answer legitimately shares with them is the refusal sentence (five words).
-_SHINGLE = 6
+_QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class _TurnState:
     citations: tuple[Citation, ...] = ()
     refused: bool = False
     interrupted: bool = False
+    truncated: bool = False  # the model hit its token or time budget mid-answer
     completed: bool = False
 
 
@@ -133,7 +134,7 @@ class DialogueManager:
                     {"role": "user", "content": message},
                 ]
                 yield from self._generate(state, messages, system, cancel, timings, t0)
-                state.final = _drop_copies(state.streamed, system)
+                state.final = self._usable(state, system) or render("clarify", state.lang)
             else:
                 state.final = render(route.intent, state.lang)
                 state.refused = route.intent == "out_of_scope"
@@ -205,7 +206,7 @@ class DialogueManager:
     ) -> Iterator[Event]:
         """Stream the LM's answer; stop early when it starts reproducing `secret`."""
         stats: list[GenerationStats] = []
-        secret_shingles = _shingles(secret)
+        secret_shingles = shingles(secret)
         pieces = self.lm.stream(
             messages,
             max_new_tokens=self.config.max_new_tokens,
@@ -218,7 +219,7 @@ class DialogueManager:
                 if not state.streamed:
                     timings["ttft_ms"] = _ms(t0)
                 yield _shown(state, piece)
-                if not secret_shingles.isdisjoint(_shingles(state.streamed[-400:])):
+                if copies(state.streamed[-400:], secret_shingles):
                     break
         finally:
             close = getattr(pieces, "close", None)
@@ -227,6 +228,7 @@ class DialogueManager:
             if stats:
                 timings["new_tokens"] = stats[0].new_tokens
                 timings["lm_ttft_ms"] = round(stats[0].ttft_s * 1000, 1)  # the model's prefill
+                state.truncated = stats[0].stopped in ("max_tokens", "time_limit")
             state.interrupted = cancel is not None and cancel.cancelled
 
     def _ground(
@@ -234,19 +236,21 @@ class DialogueManager:
     ) -> tuple[str, tuple[Citation, ...], bool]:
         """(answer, citations, refused): verified sentences only when strict; when the model wrote
         nothing supported, the passage sentence closest to the query, quoted and cited."""
-        text = _drop_copies(state.streamed, rules)
-        if any(marker in text for marker in REFUSAL.values()):
+        if any(marker in state.streamed for marker in REFUSAL.values()):
             return REFUSAL[state.lang], (), True
+        text = self._usable(state, rules)
         checked = verify(text, hits, self.scorer)
         if not self.config.strict and checked.text:
             return checked.text, checked.citations, False
-        # An answer in the other language than the question's is replaced by a quote, which the
-        # gate picks in the user's language when one of the passages is.
-        if checked.grounded and detect_lang(checked.grounded) == state.lang:
+        if checked.grounded:
             return checked.grounded, tuple(c for c in checked.citations if c.verified), False
         n, quote = decision.best + 1, decision.evidence
         cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
-        return _QUOTE[state.lang].format(text=quote, n=n), (cite,), False
+        return _QUOTE[state.lang].format(text=with_markers(quote, [n])), (cite,), False
+
+    @staticmethod
+    def _usable(state: _TurnState, secret: str) -> str:
+        return usable(state.streamed, secret=secret, lang=state.lang, truncated=state.truncated)
 
     def _store(self, session_id: str, state: _TurnState, timings: dict[str, float]) -> Reply:
         route = state.route or Route("knowledge", "general")
@@ -297,18 +301,6 @@ def _shown(state: _TurnState, text: str) -> Token:
 
 def _chat(history: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"role": role, "content": text} for role, text in history]
-
-
-def _shingles(text: str) -> set[tuple[str, ...]]:
-    words = segment(text)
-    return {tuple(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
-
-
-def _drop_copies(text: str, secret: str) -> str:
-    """`text` without the sentences that reproduce a run of `secret` (the prompt's rules)."""
-    secret_shingles = _shingles(secret)
-    kept = [s for s in split_sentences(text) if secret_shingles.isdisjoint(_shingles(s))]
-    return ("" if has_cjk(text[:50]) else " ").join(kept)
 
 
 def _ms(t0: float) -> float:

@@ -25,7 +25,10 @@ PANTHERS = (
     "The Panthers defense gave up just 308 points, ranking sixth in the league, while also "
     "leading the NFL in interceptions with 24 and boasting four Pro Bowl selections."
 )
-OXYGEN_ZH = "卡尔·威尔海姆·舍勒于 1773 年或更早在乌普萨拉独立发现了氧气。约瑟夫·普利斯特里于 1774 年在威尔特郡也发现了氧气。"
+OXYGEN_ZH = (
+    "卡尔·威尔海姆·舍勒于 1773 年或更早在乌普萨拉独立发现了氧气。"
+    "约瑟夫·普利斯特里于 1774 年在威尔特郡也发现了氧气。"
+)
 
 
 def hit(n: int, text: str) -> Hit:
@@ -132,3 +135,40 @@ def test_config_rejects_impossible_values():
         SupportConfig(threshold=1.5)
     with pytest.raises(ValueError, match="semantic_floor"):
         SupportConfig(semantic_floor=1.0)
+
+
+def test_passage_sentences_are_embedded_once(e5_embedder):
+    class Counting:
+        """The real e5, counting the passage texts it is asked to embed."""
+
+        name, dim, max_tokens = e5_embedder.name, e5_embedder.dim, e5_embedder.max_tokens
+
+        def __init__(self) -> None:
+            self.embedded: list[str] = []
+
+        def embed_documents(self, texts):
+            self.embedded += list(texts)
+            return e5_embedder.embed_documents(texts)
+
+        def embed_query(self, text):
+            return e5_embedder.embed_query(text)
+
+        def count_tokens(self, text):
+            return e5_embedder.count_tokens(text)
+
+    counting = Counting()
+    scorer = SupportScorer(counting, cache_size=3)
+    first = scorer.support("Scheele discovered oxygen in 1773.", OXYGEN)
+    assert len(counting.embedded) == 2  # the passage's two sentences
+    assert scorer.support("Scheele discovered oxygen in 1773.", OXYGEN) == first
+    assert len(counting.embedded) == 2  # the gate and the verifier of one turn share them
+    scorer.support("The Panthers gave up 308 points.", PANTHERS + " " + OXYGEN_ZH)
+    assert len(scorer._cache) == 3  # bounded: the oldest went out
+
+
+def test_a_restated_question_is_not_a_supported_claim(scorer):
+    answer = "When did Scheele discover oxygen [1]? Scheele discovered oxygen in 1773 [1]."
+    result = verify(answer, [hit(1, OXYGEN)], scorer)
+    assert result.grounded == "Scheele discovered oxygen in 1773 [1]."
+    assert result.unsupported_sentences == ("When did Scheele discover oxygen?",)
+    assert len(result.citations) == 1

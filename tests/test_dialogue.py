@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from agent.citations import strip_markers
 from agent.protocols import CancelToken, LMError
 from agent.types import Done, Retrieved, Rewritten, Token
 
@@ -89,7 +90,25 @@ def test_unsupported_answer_becomes_a_cited_quote(make_manager, scripted_lm):
     assert "Bananas" not in reply.answer
     (cite,) = reply.citations
     assert cite.verified and cite.doc_id == "xq-en-12-0"
-    assert cite.sentence in reply.answer and f"[{cite.n}]" in reply.answer
+    assert reply.answer.endswith(f" [{cite.n}].")
+    assert cite.sentence in strip_markers(reply.answer)
+
+
+def test_sentence_cut_by_the_token_budget_is_dropped(make_manager, scripted_lm):
+    more = " Joseph Priestley discovered oxygen in Wiltshire in 1774 [1]."
+    budget = len(ANSWER.split()) + 5
+    reply = reply_of(
+        run(make_manager(scripted_lm([ANSWER + more]), max_new_tokens=budget), "s", SCHEELE)
+    )
+    assert reply.answer.startswith("Oxygen was discovered by Carl Wilhelm Scheele")
+    assert "Priestley" not in reply.answer and reply.timings["new_tokens"] == budget
+
+
+def test_sentences_in_another_language_are_dropped(make_manager, scripted_lm):
+    lm = scripted_lm(["舍勒于1773年发现了氧气 [1]。The following passage is about oxygen [1]."])
+    reply = reply_of(run(make_manager(lm), "s", SCHEELE_ZH))
+    assert reply.answer == "舍勒于1773年发现了氧气 [1]。"
+    assert reply.citations[0].doc_id == "xq-zh-12-0"
 
 
 def test_non_strict_keeps_unsupported_sentences_flagged(make_manager, scripted_lm):
@@ -107,6 +126,14 @@ def test_chitchat_skips_retrieval(make_manager, scripted_lm, recording_router):
     assert reply.answer == "Hello! Ask me about your documents."
     assert reply.sources == () and not reply.refused
     assert "friendly assistant" in lm.calls[0][0]["content"]
+
+
+def test_chitchat_in_the_wrong_language_falls_back_to_a_prompt(
+    make_manager, scripted_lm, recording_router
+):
+    lm = scripted_lm(["Hello! How can I help you today?"])
+    reply = reply_of(run(make_manager(lm, recording_router("chitchat", "general")), "s1", "你好"))
+    assert reply.answer.startswith("能再具体说明一下")
 
 
 @pytest.mark.parametrize(("intent", "refused"), [("clarify", False), ("out_of_scope", True)])

@@ -56,7 +56,7 @@ def test_chat_model_maps_roles_and_streams(scripted_lm):
     assert model.invoke(messages).content == "Scheele found it in 1773."
     assert [m["role"] for m in lm.calls[0]] == ["system", "user", "assistant", "user"]
     chunks = list(model.stream("When?"))
-    assert len(chunks) > 1 and "".join(c.content for c in chunks) == "Scheele found it in 1773."
+    assert len(chunks) > 1 and "".join(c.text for c in chunks) == "Scheele found it in 1773."
 
 
 def test_chat_model_stops_at_a_stop_sequence(scripted_lm):

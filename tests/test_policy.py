@@ -76,7 +76,7 @@ def test_emergency_notice_comes_first_with_the_local_number():
 
 
 def test_emergency_outside_the_medical_domain_still_gets_both_notices():
-    # The router may call "I have chest pain" general or chit-chat; the notice must not depend on it.
+    # The router may call "I have chest pain" general or chit-chat: the notice must not care.
     assert kinds(notices("general", "I have chest pain right now", [], "en")) == [
         "emergency",
         "medical",
