@@ -144,8 +144,6 @@ class HybridSearcher:
         """Top `k` chunks for `query` across `kbs`, best first."""
         if k < 1:
             raise ValueError("k must be at least 1")
-        if mode not in MODES:
-            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         if not query.strip():
             return []
         dense, lexical = self.candidates(query, kbs, filters, mode, k)

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def citewise(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CITEWISE_HOME": str(data)}
-    return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def citewise(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with its data directory set the other way a user can: $CITEWISE_HOME."""
+    return run_cli(*args, env={"CITEWISE_HOME": str(data)}, timeout=600)
 
 
 @pytest.fixture(scope="module")
