@@ -104,8 +104,16 @@ class Agent:
                 return event.reply
         raise RuntimeError("the turn ended without a reply")  # turn() always ends with Done
 
-    def new_session(self, title: str = "") -> str:
-        return self.store.create_session(title)
+    def new_session(self, title: str = "", history: Sequence[Mapping[str, str]] = ()) -> str:
+        """Start a session, optionally seeded with prior turns (OpenAI-style role/content pairs).
+
+        Seeded turns are stored as they are, without generation, so a stateless client (the HTTP
+        API, an evaluation case) gets the same follow-up rewriting as a chat that lived them.
+        """
+        sid = self.store.create_session(title)
+        for user, answer in _pairs(history):
+            self.store.append_turn(sid, TurnRecord(user_text=user, answer=answer, model="history"))
+        return sid
 
     def sessions(self) -> list[SessionInfo]:
         return self.store.sessions()
@@ -154,3 +162,23 @@ class Agent:
             time_limit_s=self.config.time_limit_s,
         )
         return "".join(pieces).strip()
+
+
+def _pairs(history: Sequence[Mapping[str, str]]) -> Iterator[tuple[str, str]]:
+    """(user, assistant) pairs from role/content messages; a user turn may lack its answer."""
+    user: str | None = None
+    for i, msg in enumerate(history):
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            raise ValueError(
+                f"history[{i}] must be {{'role': 'user'|'assistant', 'content': str}}, got {msg!r}"
+            )
+        if role == "user":
+            if user is not None:
+                yield user, ""
+            user = content
+        else:
+            yield user or "", content
+            user = None
+    if user is not None:
+        yield user, ""
