@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ui import cli_agent, cli_eval, cli_retrieval
+from ui import cli_agent, cli_eval, cli_feedback, cli_retrieval, cli_ui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_retrieval.register(sub)
     cli_agent.register(sub)
     cli_eval.register(sub)
+    cli_ui.register(sub)
+    cli_feedback.register(sub)
     return parser
 
 

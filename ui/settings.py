@@ -1,4 +1,4 @@
-"""Server settings shared by the chat UI and the HTTP API: binding, auth and the limits it enforces."""
+"""Server settings shared by the chat UI and the HTTP API: binding, auth and the limits enforced."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class ServerSettings:
     max_upload_files: int = 20  # per request
     allowed_types: tuple[str, ...] = ALLOWED_UPLOAD_TYPES
     max_message_chars: int = 4000
+    max_history_messages: int = 64  # per API request; each earlier pair becomes a stored turn
     rate_limit_per_minute: int = 60  # per client on the API
     # One shared model on a small machine: answers run one or two at a time, the rest queue.
     concurrency_limit: int = 2
@@ -30,21 +31,38 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be 1-65535, not {self.port}")
-        if self.max_upload_mb <= 0 or self.max_upload_files < 1 or self.max_message_chars < 1:
+        if min(self.max_upload_files, self.max_message_chars, self.max_history_messages) < 1 or (
+            self.max_upload_mb <= 0
+        ):
             raise ValueError("upload and message limits must be positive")
         if self.concurrency_limit < 1 or self.rate_limit_per_minute < 1:
             raise ValueError("concurrency_limit and rate_limit_per_minute must be at least 1")
         if (self.username is None) != (self.password is None):
             raise ValueError("give both --username and --password, or neither")
-        if not self.is_loopback and not self.insecure and not (self.password or self.api_token):
+        if self.open_parts and not self.is_loopback and not self.insecure:
             raise ValueError(
-                f"binding {self.host} exposes the server beyond this machine: set --username/"
+                f"binding {self.host} exposes the server beyond this machine, and the "
+                f"{' and the '.join(self.open_parts)} would have no login: set --username/"
                 "--password (UI) and --api-token (API), or pass --insecure to accept the risk"
             )
 
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS
+
+    @property
+    def open_parts(self) -> tuple[str, ...]:
+        """The parts of the server anyone who can reach it may use: "UI" and/or "API"."""
+        return tuple(
+            part
+            for part, guarded in (("UI", self.password), ("API", self.api_token))
+            if not guarded
+        )
+
+    @property
+    def exposed_without_auth(self) -> bool:
+        """Reachable from other machines with a part left open (allowed only with --insecure)."""
+        return not self.is_loopback and bool(self.open_parts)
 
     @property
     def auth(self) -> tuple[str, str] | None:

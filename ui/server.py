@@ -1,0 +1,111 @@
+"""The web server: one FastAPI app with the HTTP API under /v1 and the Gradio chat at "/"."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from agent import Agent
+from agent.config import AgentConfig
+from ui.settings import ServerSettings
+
+
+def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
+    """Compose the app. The API routes are registered before Gradio is mounted at "/", so they
+    win; Gradio serves only its own files, never the data directory (blocked explicitly)."""
+    import gradio as gr
+
+    from ui.api import ERROR_HANDLERS, api_router
+
+    app = FastAPI(
+        title="citewise",
+        summary="Question answering over your own documents, every claim cited",
+        description="OpenAI-compatible chat completions with citations, and document routes.",
+        exception_handlers=ERROR_HANDLERS,
+    )
+    app.include_router(api_router(agent, settings))
+    blocks = _chat_blocks(agent, settings)
+    # The model is shared: a few answers at a time, a bounded queue, the REST shortcut closed.
+    blocks.queue(
+        max_size=settings.max_queue,
+        default_concurrency_limit=settings.concurrency_limit,
+        api_open=False,
+    )
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        auth=settings.auth,
+        server_name=settings.host,
+        server_port=settings.port,
+        allowed_paths=[],
+        blocked_paths=[str(agent.data_dir.resolve())],
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        enable_monitoring=False,
+        mcp_server=False,
+        ssr_mode=False,
+        run_history=False,
+        footer_links=[],
+    )
+
+
+def _chat_blocks(agent: Agent, settings: ServerSettings) -> Any:
+    """The chat UI (ui/chat.py); a one-line page while it is not there, so the API still runs."""
+    try:
+        from ui.chat import build_chat
+    except ModuleNotFoundError as e:
+        if e.name != "ui.chat":
+            raise
+        return placeholder_blocks()
+    return build_chat(agent, settings)
+
+
+def placeholder_blocks() -> Any:
+    """A page that points to the API, for a server without the chat UI."""
+    import gradio as gr
+
+    with gr.Blocks(title="citewise") as blocks:
+        gr.Markdown("citewise: the chat UI is not installed; the API is at /v1 (see /docs).")
+    return blocks
+
+
+def serve(settings: ServerSettings, agent_config: AgentConfig) -> None:
+    """Build the agent (loads the models), then serve until interrupted."""
+    import uvicorn
+
+    agent = Agent(agent_config)
+    try:
+        app = create_app(agent, settings)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        print(f"citewise: serving on http://{host}:{settings.port}  (API docs at /docs)")
+        sys.stdout.flush()
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        agent.close()
+
+
+@contextlib.contextmanager
+def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `app` from a thread for tests and benchmarks; yields its base URL, stops on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="citewise-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
