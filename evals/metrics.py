@@ -27,6 +27,21 @@ def recall_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
     return len(gold_set.intersection(ranked[:k])) / len(gold_set)
 
 
+def hit_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1.0 when any gold document is in the top `k`, else 0.0 (success@k, the "hit rate").
+
+    Benchmarks with several gold documents per question (STARD, PolicyQA) often report this as
+    "recall@k"; it equals `recall_at` only when a case has one gold document.
+
+    >>> hit_at(["a", "b", "c"], {"b", "z"}, 2), hit_at(["a", "b"], {"z"}, 2)
+    (1.0, 0.0)
+    """
+    gold_set = set(gold)
+    if not gold_set:
+        raise ValueError("hit rate needs at least one gold id")
+    return 1.0 if gold_set.intersection(ranked[:k]) else 0.0
+
+
 def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str]) -> float:
     """1 / rank of the first gold document, 0.0 when none was retrieved.
 
@@ -61,6 +76,7 @@ def retrieval_scores(ranked: Sequence[str], gold: Iterable[str]) -> dict[str, fl
         "recall@1": recall_at(ranked, gold_list, 1),
         "recall@5": recall_at(ranked, gold_list, 5),
         "recall@10": recall_at(ranked, gold_list, 10),
+        "hit@5": hit_at(ranked, gold_list, 5),
         "mrr": reciprocal_rank(ranked, gold_list),
         "ndcg@10": ndcg_at(ranked, gold_list, 10),
     }

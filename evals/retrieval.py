@@ -62,7 +62,7 @@ def run_retrieval(
     progress: bool = True,
     tune: bool = False,
 ) -> list[RetrievalResult]:
-    """Mean recall@1/5/10, MRR and nDCG@10 per mode over the cases that have gold documents.
+    """Mean recall@1/5/10, hit@5, MRR and nDCG@10 per mode over the cases that have gold documents.
 
     Candidates are fetched once per case and ranked for every mode, so modes compare on equal
     terms; `tune` adds a row per fusion weight pair in WEIGHT_GRID.

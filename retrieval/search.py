@@ -4,6 +4,9 @@ Plain RRF trusts both sides equally, so a weak side drags a strong one down (XQu
 dense recall@5 0.28, BM25 0.997, plain RRF 0.58). Two things fix that: Chinese and mixed knowledge
 bases embed with multilingual e5 (retrieval/ingest.py), and each side gets a weight per query
 language, chosen on the dev sets by `citewise eval retrieval --tune` (README, "Retrieval").
+The RRF constant is 5, not the customary 60: the top few ranks of each side carry most of the
+signal here, and a small constant lets them count (recall@5 on STARD 0.601 -> 0.620, PolicyQA
+0.444 -> 0.456, XQuAD-en 0.997 -> 0.998 with the same candidates).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def _default_weights() -> dict[str, tuple[float, float]]:
 class FusionConfig:
     """Weighted RRF: score = w_dense / (rrf_k + rank_dense) + w_lexical / (rrf_k + rank_lexical)."""
 
-    rrf_k: int = 60
+    rrf_k: int = 5
     weights: Mapping[str, tuple[float, float]] = field(default_factory=_default_weights)
     candidates: int = 50  # per side and per knowledge base, before fusion
 
@@ -52,9 +55,13 @@ class FusionConfig:
 
 
 def fuse(
-    dense: Sequence[Hit], lexical: Sequence[Hit], weights: tuple[float, float], rrf_k: int = 60
+    dense: Sequence[Hit],
+    lexical: Sequence[Hit],
+    weights: tuple[float, float],
+    rrf_k: int = 5,
+    limit: int | None = None,
 ) -> list[Hit]:
-    """Merge two ranked lists of the same knowledge base into one, best first.
+    """Merge two ranked lists of the same knowledge base into one, best first (`limit` of them).
 
     >>> a, b = Hit(1, "d1", "kb", 0.9, "x"), Hit(2, "d2", "kb", 3.0, "y")
     >>> [h.chunk_id for h in fuse([a, b], [b], (1.0, 1.0))]
@@ -68,7 +75,8 @@ def fuse(
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (rrf_k + rank + 1)
             ranks.setdefault(hit.chunk_id, {})[side] = rank
             first.setdefault(hit.chunk_id, hit)
-    order = sorted(scores, key=lambda cid: (-scores[cid], cid))
+    order = sorted(scores, key=lambda cid: (-scores[cid], cid))[:limit]
+    # Copies only for what is returned: a search keeps 5 of ~100 candidates.
     return [dataclasses.replace(first[c], score=scores[c], ranks=ranks[c]) for c in order]
 
 
@@ -125,7 +133,9 @@ class HybridSearcher:
         """Rank candidates for one mode (fused with the query language's weights for hybrid)."""
         if mode == "hybrid":
             w = weights or self.fusion.weights_for(detect_lang(query))
-            merged = fuse(dense, lexical, w, self.fusion.rrf_k)
+            # A reranker reorders the whole candidate list, so only then is it kept whole.
+            limit = None if self.reranker is not None else k
+            merged = fuse(dense, lexical, w, self.fusion.rrf_k, limit)
         else:
             merged = list(dense if mode == "dense" else lexical)
         if self.reranker is not None:

@@ -4,13 +4,31 @@ import math
 
 import pytest
 
-from evals.metrics import dedupe, mean_scores, ndcg_at, recall_at, reciprocal_rank, retrieval_scores
+from evals.metrics import (
+    dedupe,
+    hit_at,
+    mean_scores,
+    ndcg_at,
+    recall_at,
+    reciprocal_rank,
+    retrieval_scores,
+)
 
 
 def test_recall_counts_share_of_gold_found():
     assert recall_at(["a", "b", "c", "d"], ["c", "z"], 5) == 0.5
     assert recall_at(["a", "b", "c"], ["c"], 2) == 0.0
     assert recall_at(["c"], ["c"], 1) == 1.0
+
+
+def test_hit_rate_counts_any_gold_where_recall_counts_the_share():
+    ranked, gold = ["a", "g1", "b", "c", "d", "g2"], ["g1", "g2"]
+    assert hit_at(ranked, gold, 5) == 1.0
+    assert recall_at(ranked, gold, 5) == 0.5
+    assert hit_at(ranked, gold, 1) == 0.0
+    assert retrieval_scores(ranked, gold)["hit@5"] == 1.0
+    with pytest.raises(ValueError, match="gold"):
+        hit_at(ranked, [], 5)
 
 
 def test_reciprocal_rank_first_gold_only():

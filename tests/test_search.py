@@ -29,6 +29,23 @@ def test_fuse_weights_decide_between_disagreeing_sides():
     assert fuse(dense, lexical, (0.3, 1.0))[0].chunk_id == 2
 
 
+def test_fuse_limit_returns_the_head_of_the_full_ranking():
+    dense = [_hit(i) for i in range(1, 40)]
+    lexical = [_hit(i) for i in range(60, 20, -1)]
+    full = fuse(dense, lexical, (1.0, 0.6))
+    head = fuse(dense, lexical, (1.0, 0.6), limit=5)
+    assert [h.chunk_id for h in head] == [h.chunk_id for h in full[:5]]
+    assert [h.score for h in head] == [h.score for h in full[:5]]
+
+
+def test_small_rrf_constant_lets_a_side_top_hit_beat_middling_agreement():
+    # Chunk 1 is first on the dense side only; chunk 9 is eighth on both sides.
+    dense = [_hit(1), *(_hit(i) for i in range(20, 26)), _hit(9)]
+    lexical = [*(_hit(i) for i in range(30, 37)), _hit(9)]
+    assert fuse(dense, lexical, (1.0, 1.0))[0].chunk_id == 1  # default rrf_k = 5
+    assert fuse(dense, lexical, (1.0, 1.0), rrf_k=60)[0].chunk_id == 9
+
+
 def test_fusion_config_rejects_bad_weights():
     with pytest.raises(ValueError, match="weights"):
         FusionConfig(weights={"zh": (0.0, 0.0)})
