@@ -2,13 +2,15 @@
 verify, store.
 
 Each step takes the previous step's value. The route is computed from the (rewritten) user query
-alone, before any document is read, so text inside documents cannot steer it. Retrieved text only
-reaches the answer prompt, fenced as quoted data, and what the model writes is checked on the way
-out: sentences that reproduce the prompt's rules are dropped (and generation stops as soon as the
-output starts copying them), so are sentences in another language than the user's and one cut off
-by the token budget; every citation is checked against its passage (agent/citations.py). When no
-sentence survives, the answer quotes the passage sentence the evidence gate found closest to the
-query, in the user's language where a passage is.
+alone, so text inside documents cannot steer it; the one exception only widens what is answered: an
+unsure chit-chat or clarify verdict becomes a knowledge question when the documents support the
+query past the evidence gate (the prototype router takes "Tell me about oxygen." for small talk).
+Retrieved text only reaches the answer prompt, fenced as quoted data, and what the model writes is
+checked on the way out: sentences that reproduce the prompt's rules are dropped (and generation
+stops as soon as the output starts copying them), so are sentences in another language than the
+user's and one cut off by the token budget; every citation is checked against its passage
+(agent/citations.py). When no sentence survives, the answer quotes the passage sentence the evidence
+gate found closest to the query, in the user's language where a passage is.
 """
 
 from __future__ import annotations
@@ -16,27 +18,24 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from agent.citations import SupportScorer, citation, verify, with_markers
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
-from agent.policy import notices as domain_notices
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import copies, shingles, usable
-from agent.state import DialogueStore, EvidenceRecord, TurnRecord
+from agent.state import DialogueStore
+from agent.turn_state import NOT_COVERED, TurnState, record_turn, shown
 from agent.types import (
     Citation,
     Done,
     Event,
-    Notice,
-    Reply,
     Retrieved,
     Rewritten,
     Route,
     Routed,
-    Token,
 )
 from prompts import fence, render
 from retrieval.lang import detect_lang
@@ -44,11 +43,9 @@ from retrieval.search import HybridSearcher
 from retrieval.types import Filters, Hit
 
 REFUSAL = {"en": "The documents do not say.", "zh": "资料中没有提到。"}
-NOT_COVERED = {
-    "en": "The knowledge base does not cover this. The closest sources are listed below.",
-    "zh": "知识库中没有涉及这个问题的内容。下面列出了最接近的资料。",
-}
 _QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
+# Below this confidence a chit-chat or clarify verdict is checked against the documents first.
+PROBE_BELOW = 0.9
 
 
 @dataclass(frozen=True)
@@ -60,24 +57,6 @@ class TurnConfig:
     gate_threshold: float = DEFAULT_THRESHOLD
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
-
-
-@dataclass
-class _TurnState:
-    """What one turn has produced so far; stored as is when the turn stops early."""
-
-    message: str
-    query: str
-    lang: str
-    route: Route | None = None
-    hits: tuple[Hit, ...] = ()
-    streamed: str = ""  # every Token's text so far: what the user has seen
-    final: str = ""
-    citations: tuple[Citation, ...] = ()
-    refused: bool = False
-    interrupted: bool = False
-    truncated: bool = False  # the model hit its token or time budget mid-answer
-    completed: bool = False
 
 
 class DialogueManager:
@@ -117,15 +96,25 @@ class DialogueManager:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         history = self.history(session_id)
-        state = _TurnState(message=message, query=message, lang=detect_lang(message))
+        state = TurnState(message=message, query=message, lang=detect_lang(message))
         try:
             state.query, used_lm = rewrite(self.lm, message, history)
             timings["rewrite_ms"] = _ms(t0)
             yield Rewritten(state.query, used_lm)
             route = state.route = self.route(state.query, kbs)
+            probe = None
+            if route.intent in ("chitchat", "clarify") and route.intent_confidence < PROBE_BELOW:
+                probe = self._retrieve(state, route, filters, timings, t0)
+                if probe.passed:
+                    method = f"{route.method}+evidence"
+                    route = state.route = dataclasses.replace(
+                        route, intent="knowledge", method=method
+                    )
+                else:
+                    state.hits = ()  # small talk shows no sources
             yield Routed(route)
             if route.intent == "knowledge":
-                yield from self._answer(state, route, history, filters, cancel, timings, t0)
+                yield from self._answer(state, route, history, filters, cancel, timings, t0, probe)
             elif route.intent == "chitchat":
                 system = render("chitchat", state.lang)
                 messages = [
@@ -138,11 +127,13 @@ class DialogueManager:
             else:
                 state.final = render(route.intent, state.lang)
                 state.refused = route.intent == "out_of_scope"
-                yield _shown(state, state.final)
+                yield shown(state, state.final)
             state.completed = True
         finally:
             timings["total_ms"] = _ms(t0)
-            reply = self._store(session_id, state, timings)
+            reply = record_turn(
+                self.store, getattr(self.lm, "name", ""), session_id, state, timings
+            )
         yield Done(reply)
 
     def history(self, session_id: str) -> list[tuple[str, str]]:
@@ -161,25 +152,22 @@ class DialogueManager:
 
     def _answer(
         self,
-        state: _TurnState,
+        state: TurnState,
         route: Route,
         history: list[tuple[str, str]],
         filters: Filters | None,
         cancel: CancelToken | None,
         timings: dict[str, float],
         t0: float,
+        decision: GateDecision | None = None,
     ) -> Iterator[Event]:
-        cfg = self.config
-        hits = self.searcher.search(state.query, route.kbs, k=cfg.k, filters=filters)
-        state.hits = tuple(hits)
-        timings["retrieve_ms"] = _ms(t0)
-        yield Retrieved(state.hits)
-        decision = gate(state.query, hits, self.scorer, cfg.gate_threshold)
-        timings["gate_strength"] = round(decision.strength, 4)
+        decision = decision or self._retrieve(state, route, filters, timings, t0)
+        hits = state.hits
+        yield Retrieved(hits)
         if not decision.passed:
             state.refused = True
             state.final = NOT_COVERED[state.lang]
-            yield _shown(state, state.final)
+            yield shown(state, state.final)
             return
         passages = [
             {"n": i + 1, "title": fence(h.title), "text": fence(h.text)} for i, h in enumerate(hits)
@@ -195,9 +183,25 @@ class DialogueManager:
         if not state.interrupted:
             state.final, state.citations, state.refused = self._ground(state, hits, rules, decision)
 
+    def _retrieve(
+        self,
+        state: TurnState,
+        route: Route,
+        filters: Filters | None,
+        timings: dict[str, float],
+        t0: float,
+    ) -> GateDecision:
+        """Search the route's knowledge bases into `state.hits` and weigh the evidence."""
+        hits = self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
+        state.hits = tuple(hits)
+        timings["retrieve_ms"] = _ms(t0)
+        decision = gate(state.query, hits, self.scorer, self.config.gate_threshold)
+        timings["gate_strength"] = round(decision.strength, 4)
+        return decision
+
     def _generate(
         self,
-        state: _TurnState,
+        state: TurnState,
         messages: list[dict[str, str]],
         secret: str,
         cancel: CancelToken | None,
@@ -218,7 +222,7 @@ class DialogueManager:
             for piece in pieces:
                 if not state.streamed:
                     timings["ttft_ms"] = _ms(t0)
-                yield _shown(state, piece)
+                yield shown(state, piece)
                 if copies(state.streamed[-400:], secret_shingles):
                     break
         finally:
@@ -232,7 +236,7 @@ class DialogueManager:
             state.interrupted = cancel is not None and cancel.cancelled
 
     def _ground(
-        self, state: _TurnState, hits: Sequence[Hit], rules: str, decision: GateDecision
+        self, state: TurnState, hits: Sequence[Hit], rules: str, decision: GateDecision
     ) -> tuple[str, tuple[Citation, ...], bool]:
         """(answer, citations, refused): verified sentences only when strict; when the model wrote
         nothing supported, the passage sentence closest to the query, quoted and cited."""
@@ -249,54 +253,8 @@ class DialogueManager:
         return _QUOTE[state.lang].format(text=with_markers(quote, [n])), (cite,), False
 
     @staticmethod
-    def _usable(state: _TurnState, secret: str) -> str:
+    def _usable(state: TurnState, secret: str) -> str:
         return usable(state.streamed, secret=secret, lang=state.lang, truncated=state.truncated)
-
-    def _store(self, session_id: str, state: _TurnState, timings: dict[str, float]) -> Reply:
-        route = state.route or Route("knowledge", "general")
-        interrupted = state.interrupted or not state.completed
-        answer = state.streamed.strip() if interrupted else state.final
-        citations = () if interrupted else state.citations
-        notes = domain_notices(route.domain, state.message, state.hits, state.lang)
-        if state.refused and route.intent == "knowledge":
-            notes = (Notice("refusal", NOT_COVERED[state.lang]), *notes)
-        record = TurnRecord(
-            user_text=state.message,
-            answer=answer,
-            rewritten_query=state.query,
-            intent=route.intent,
-            domain=route.domain,
-            route=asdict(route),
-            citations=tuple(asdict(c) for c in citations),
-            refused=state.refused,
-            interrupted=interrupted,
-            notices=tuple(n.text for n in notes),
-            latencies=timings,
-            model=getattr(self.lm, "name", ""),
-            evidence=tuple(EvidenceRecord.from_hit(h) for h in state.hits),
-        )
-        turn_id = self.store.append_turn(session_id, record)
-        return Reply(
-            session_id=session_id,
-            turn_id=turn_id,
-            message=state.message,
-            answer=answer,
-            rewritten_query=state.query,
-            route=route,
-            refused=state.refused,
-            interrupted=interrupted,
-            citations=citations,
-            sources=state.hits,
-            notices=notes,
-            timings=timings,
-            model=record.model,
-            lang=state.lang,
-        )
-
-
-def _shown(state: _TurnState, text: str) -> Token:
-    state.streamed += text
-    return Token(text)
 
 
 def _chat(history: Sequence[tuple[str, str]]) -> list[dict[str, str]]:

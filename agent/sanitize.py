@@ -16,6 +16,8 @@ from retrieval.lexical import segment
 SHINGLE = 6
 _ENDED = re.compile(r"[。！？；!?;.]\s*(\[\d+\]\s*)*$")
 _LATIN = re.compile(r"[A-Za-z]")
+# The prompt's own passage fence: a sentence carrying it copies the prompt, not the evidence.
+_MARKUP = re.compile(r"</?passages?\b")
 
 
 def shingles(text: str) -> set[tuple[str, ...]]:
@@ -56,5 +58,11 @@ def usable(text: str, *, secret: str, lang: str, truncated: bool) -> str:
     if truncated and sentences and not _ENDED.search(sentences[-1]):
         sentences.pop()
     rules = shingles(secret)
-    kept = [s for s in sentences if not copies(s, rules) and in_language(s, lang)]
+    kept = [
+        s
+        for s in sentences
+        if not _MARKUP.search(s) and not copies(s, rules) and in_language(s, lang)
+    ]
+    # A small model may repeat one sentence until its token budget runs out: show it once.
+    kept = list(dict.fromkeys(kept))
     return ("" if lang == "zh" else " ").join(kept)

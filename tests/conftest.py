@@ -199,15 +199,17 @@ class ScriptedLM:
 class RecordingRouter:
     """The Router seam's one test double: a fixed route per intent, and every text it was shown."""
 
-    def __init__(self, intent: str = "knowledge", domain: str = "education") -> None:
-        self.intent, self.domain = intent, domain
+    def __init__(
+        self, intent: str = "knowledge", domain: str = "education", confidence: float = 1.0
+    ) -> None:
+        self.intent, self.domain, self.confidence = intent, domain, confidence
         self.seen: list[str] = []
 
     def route(self, text: str):  # -> agent.types.Route
         from agent.types import Route
 
         self.seen.append(text)
-        return Route(self.intent, self.domain, method="rule")
+        return Route(self.intent, self.domain, self.confidence, method="rule")
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,29 @@ def test_clarify_and_out_of_scope_answer_without_the_lm(
     assert not any(isinstance(e, Retrieved) for e in events)
 
 
+@pytest.mark.parametrize("intent", ["clarify", "chitchat"])
+def test_unsure_small_talk_verdict_with_strong_evidence_is_answered(
+    make_manager, scripted_lm, recording_router, intent
+):
+    lm = scripted_lm([ANSWER])
+    events = run(make_manager(lm, recording_router(intent, "general", 0.6)), "s1", SCHEELE)
+    reply = reply_of(events)
+    assert reply.route.intent == "knowledge" and reply.route.method == "rule+evidence"
+    assert any(isinstance(e, Retrieved) for e in events)
+    assert not reply.refused and reply.citations and reply.citations[0].verified
+
+
+def test_unsure_small_talk_without_evidence_stays_small_talk(
+    make_manager, scripted_lm, recording_router
+):
+    lm = scripted_lm(["Hello! Ask me about your documents."])
+    events = run(make_manager(lm, recording_router("chitchat", "general", 0.6)), "s1", "Hello!")
+    reply = reply_of(events)
+    assert reply.route.intent == "chitchat" and reply.sources == ()
+    assert reply.answer == "Hello! Ask me about your documents."
+    assert not any(isinstance(e, Retrieved) for e in events)
+
+
 def test_stream_closed_mid_answer_stores_the_partial_answer(make_manager, scripted_lm):
     manager = make_manager(scripted_lm([ANSWER]))
     turn = manager.turn("s1", SCHEELE)
