@@ -52,7 +52,15 @@ def register(sub: Any) -> None:
     s.add_argument("query", nargs="?", help="the question (or use --queries)")
     s.set_defaults(func=cmd_search)
 
-    d = sub.add_parser("demo", help="build the demo knowledge bases and search them")
+    d = sub.add_parser(
+        "demo", help="build the demo knowledge bases, then open the chat UI on them"
+    )
+    d.add_argument("--port", type=int, default=7860, help="port of the chat UI (default 7860)")
+    d.add_argument(
+        "--search",
+        action="store_true",
+        help="a search prompt in the terminal instead of the UI (sample searches when not a tty)",
+    )
     d.set_defaults(func=cmd_demo)
 
 
@@ -187,6 +195,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     library = _library(args)
     for kb, path in demo_corpus_files().items():
         _print_report(kb, library.ingest_paths(kb, [path], domain=kb))
+    if not args.search:
+        from agent.config import AgentConfig
+        from ui.server import serve
+        from ui.settings import ServerSettings
+
+        library.close()
+        print(f"\nOpen http://127.0.0.1:{args.port} in a browser; Ctrl+C stops the server.")
+        serve(ServerSettings(port=args.port), AgentConfig.load(data_dir=args.data_dir))
+        return 0
     searcher = HybridSearcher(library)
     kbs = list(demo_corpus_files())
     if not sys.stdin.isatty():
