@@ -3,13 +3,19 @@
 Strength = the best support score (agent/citations.py) between the query and any of the top
 passages: the same lexical + embedding measure that verifies citations.
 
-DEFAULT_THRESHOLD by measurement (`python -m evals.support_calibration --per-set 0`, 40 questions
-per kind, top 5 by word overlap): strength p10 / p50 / p90 of XQuAD questions with their article
-in the corpus 0.39 / 0.56 / 0.74 (en) and 0.42 / 0.62 / 0.78 (zh); with it left out ("not
-covered") 0.08 / 0.13 / 0.25 and 0.17 / 0.24 / 0.33. At 0.325, 97% of answerable questions pass
-and 95% of uncovered ones are refused (best balanced accuracy, 0.96). RGB-zh's negative groups
-(related news without the answer) score like answerable ones (p50 0.73 against 0.82): no
-threshold separates them, so the answer prompt's "the documents do not say" handles that case.
+DEFAULT_THRESHOLD by measurement on the real indexes (`python -m evals.gate_calibration --no-build
+--data-dir DIR --per-set 20 --uncovered 15`: hybrid search, top 5, group filter, every set's
+evaluation knowledge base; rgb-zh from 2,752 of its 6,330 documents, whole groups only, 70 of its
+refuse cases). Strength p10 / p50 / p90: answerable questions (130, 20 per set) 0.27 / 0.53 /
+0.79; uncovered questions (90, each set's questions asked of another field's knowledge base)
+0.07 / 0.16 / 0.32; rgb-zh refuse cases 0.57 / 0.73 / 0.85. At 0.325 (best balanced accuracy,
+0.876, tied with 0.35) 92% of uncovered questions are refused and 83% of answerable ones pass
+(xquad-en 0.90, xquad-zh 1.00, pubmedqa 1.00, stard 0.95, rgb-zh 1.00; policyqa 0.65 and
+cmb-clin 0.40, whose long case records support short questions weakly). RGB-zh's refuse cases
+(news about the same event, without the answer) score above answerable ones, so no threshold
+refuses them without refusing most answerable questions (1% refused at 0.325, 70% at 0.8 with
+91% of answerable ones refused too): the answer prompt's "the documents do not say" is the guard
+there.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Both sides greedy-decode the same prompts (a system prompt, numbered passages fr
 evaluation sets, a question; English and Chinese) from the same weights on CPU, one prompt after
 the other so that load on a shared machine hits both alike. Reported: decode tokens/s (new tokens
 after the first, over the time after the first token), end-to-end tokens/s, time to first token,
-whether every answer is identical to the baseline's, and the start time of a second process that
-loads the already converted model. `--ablate` adds each speedup alone and bfloat16.
+whether every answer is identical to the baseline's. `--ablate` adds each speedup alone and
+bfloat16. The start time of a second process is benchmarks/bench_start.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -123,15 +122,6 @@ def run_ours(lm: LocalLM, messages: Messages, max_new: int) -> Run:
     return Run(text, stats[0].new_tokens, stats[0].ttft_s, stats[0].total_s)
 
 
-def second_start_s(spec: str, cache_dir: Path) -> float:
-    """Wall time of a fresh process that imports LocalLM and loads the converted model."""
-    code = f"from agent.lm_local import LocalLM; LocalLM({spec!r}, cache_dir={str(cache_dir)!r})"
-    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
-    return time.perf_counter() - start
-
-
 def summarize(label: str, runs: list[Run], base: list[Run] | None) -> str:
     decode_tps = sum(r.new_tokens - 1 for r in runs) / sum(r.total_s - r.ttft_s for r in runs)
     e2e_tps = sum(r.new_tokens for r in runs) / sum(r.total_s for r in runs)
@@ -209,8 +199,6 @@ def main() -> None:
     print(summarize("plain model.generate (baseline)", base, None))
     for label, runs in results.items():
         print(summarize(label, runs, base))
-    restart = second_start_s(args.spec, args.cache_dir)
-    print(f"\nsecond start ({args.spec}, converted model cached): {restart:.2f} s")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,14 +55,13 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A new or changed document, chunked and embedded, ready to be written."""
+class Chunked:
+    """A new or changed document, chunked, waiting for its vectors."""
 
     doc: Document  # as given
     lang: str  # the document's language, detected when the document names none
     content_hash: str
     spans: list[Span]
-    vectors: np.ndarray  # (len(spans), dim) float32
 
 
 def default_embedder(lang: str) -> str:
@@ -111,29 +111,26 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def embed_texts(embedder: Embedder, texts: Sequence[str], progress: Any = None) -> np.ndarray:
-    """Passage vectors for `texts`, EMBED_BATCH at a time, advancing an open tqdm bar if given."""
-    parts = [np.empty((0, embedder.dim), np.float32)]
-    for i in range(0, len(texts), EMBED_BATCH):
-        part = texts[i : i + EMBED_BATCH]
-        parts.append(np.asarray(embedder.embed_documents(part), dtype=np.float32))
-        if progress is not None:
-            progress.update(len(part))
-    return np.concatenate(parts)
+    """Passage vectors for `texts`, EMBED_BATCH at a time, advancing an open tqdm bar if given.
 
-
-def prepare(
-    docs: Sequence[Document],
-    embedder: Embedder,
-    *,
-    chunk_tokens: int,
-    overlap_tokens: int,
-    progress: Any = None,
-) -> tuple[list[Prepared], list[Skipped]]:
-    """Chunk and embed `docs`; a document with no text to index comes back as Skipped.
-
-    `progress` is an open tqdm bar (or None) advanced by the number of chunks embedded.
+    Texts go to the embedder longest first, so each call holds texts of about one length and
+    pads little; the rows come back in the order given.
     """
-    chunked: list[tuple[Document, str, list[Span]]] = []
+    out = np.empty((len(texts), embedder.dim), np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for i in range(0, len(texts), EMBED_BATCH):
+        rows = order[i : i + EMBED_BATCH]
+        out[rows] = embedder.embed_documents([texts[j] for j in rows])
+        if progress is not None:
+            progress.update(len(rows))
+    return out
+
+
+def chunk_docs(
+    docs: Sequence[Document], embedder: Embedder, *, chunk_tokens: int, overlap_tokens: int
+) -> tuple[list[Chunked], list[Skipped]]:
+    """Chunk `docs` for `embedder`; a document with no text to index comes back as Skipped."""
+    chunked: list[Chunked] = []
     skipped: list[Skipped] = []
     for doc in docs:
         lang = doc_lang(doc)
@@ -145,20 +142,20 @@ def prepare(
             lang=lang,
         )
         if spans:
-            chunked.append((doc, lang, spans))
+            chunked.append(Chunked(doc, lang, content_hash(doc), spans))
         else:
             skipped.append(Skipped(doc.source or doc.id, f"document {doc.id!r} has no text"))
-    vectors = embed_texts(embedder, [s.text for _, _, spans in chunked for s in spans], progress)
-    prepared, row = [], 0
-    for doc, lang, spans in chunked:
-        n = len(spans)
-        prepared.append(Prepared(doc, lang, content_hash(doc), spans, vectors[row : row + n]))
-        row += n
-    return prepared, skipped
+    return chunked, skipped
 
 
 def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -> IngestReport:
-    """`Library.ingest_documents`: new documents added, changed ones replaced, unchanged skipped."""
+    """`Library.ingest_documents`: new documents added, changed ones replaced, unchanged skipped.
+
+    A pipeline of three stages over batches of `lib.batch_docs` documents: while one thread embeds
+    batch n, this one commits batch n-1 and chunks batch n+1 (embedding releases the GIL, so the
+    SQLite writes, BM25 segmentation and chunking cost little extra time). Batches still commit
+    one at a time and in order, so a crash keeps exactly the batches committed before it.
+    """
     from tqdm import tqdm
 
     totals = dict.fromkeys(("added", "replaced", "unchanged", "chunks_added"), 0)
@@ -172,27 +169,41 @@ def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -
             return IngestReport()
         info = _settle(lib, kb, sample)
         docs = itertools.chain(sample, docs)
+    embedder = lib.embedder_for(info.embedder)
     bar = tqdm(desc=f"embedding {kb}", unit="chunk", disable=not progress)
+    pending: tuple[list[Chunked], Future[np.ndarray]] | None = None
+
+    def commit_pending() -> None:
+        nonlocal pending
+        if pending is None:
+            return
+        chunked, vectors = pending[0], pending[1].result()
+        pending = None
+        replaced = _commit(lib, kb, chunked, vectors)
+        totals["added"] += len(chunked) - replaced
+        totals["replaced"] += replaced
+        totals["chunks_added"] += len(vectors)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="embed")
     try:
         for raw in batched(docs, lib.batch_docs):
             batch = list({d.id: d for d in raw}.values())  # a repeated id: the last one wins
+            if pending is not None and {c.doc.id for c in pending[0]} & {d.id for d in batch}:
+                commit_pending()  # a document again: compare it with what the last batch wrote
             known = lib.store.doc_hashes(kb, [d.id for d in batch])
             todo = [d for d in batch if known.get(d.id) != content_hash(d)]
             totals["unchanged"] += len(batch) - len(todo)
-            prepared, empty = prepare(
-                todo,
-                lib.embedder_for(info.embedder),
-                chunk_tokens=info.chunk_tokens,
-                overlap_tokens=info.overlap_tokens,
-                progress=bar,
+            chunked, empty = chunk_docs(
+                todo, embedder, chunk_tokens=info.chunk_tokens, overlap_tokens=info.overlap_tokens
             )
             skipped += empty
-            if prepared:
-                replaced = _commit(lib, kb, prepared)
-                totals["added"] += len(prepared) - replaced
-                totals["replaced"] += replaced
-                totals["chunks_added"] += sum(len(p.spans) for p in prepared)
+            texts = [s.text for c in chunked for s in c.spans]
+            queued = (chunked, pool.submit(embed_texts, embedder, texts, bar)) if chunked else None
+            commit_pending()
+            pending = queued
+        commit_pending()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         lib.indexes.flush(kb)
     return IngestReport(**totals, skipped=skipped)
@@ -257,24 +268,28 @@ def _settle(lib: Library, kb: str, sample: Sequence[Document]) -> KBInfo:
     return lib.info(kb)
 
 
-def _commit(lib: Library, kb: str, prepared: Sequence[Prepared]) -> int:
-    """Write a batch in one transaction, then bring FAISS up to it; return how many replaced."""
+def _commit(lib: Library, kb: str, chunked: Sequence[Chunked], vectors: np.ndarray) -> int:
+    """Write a batch in one transaction, then bring FAISS up to it; return how many replaced.
+
+    `vectors` holds the rows of every chunk of `chunked`, in order.
+    """
     with lib.indexes.writing():
         slot = lib.indexes.sync(kb)
         removed: list[int] = []
         added: list[int] = []
-        replaced = 0
+        replaced = row = 0
         now = utc_now()
         with lib.store.write() as db:
-            for p in prepared:
-                old = lib.store.delete_document(db, kb, p.doc.id)
+            for c in chunked:
+                old = lib.store.delete_document(db, kb, c.doc.id)
                 if old is not None:
                     replaced += 1
                     removed += old
-                doc = DocInfo(p.doc.id, p.doc.title, p.doc.domain, p.lang, p.doc.group,
-                              p.doc.source, p.content_hash, len(p.spans), now)  # fmt: skip
-                added += lib.store.insert_document(db, kb, doc, p.spans, p.vectors)
+                doc = DocInfo(c.doc.id, c.doc.title, c.doc.domain, c.lang, c.doc.group,
+                              c.doc.source, c.content_hash, len(c.spans), now)  # fmt: skip
+                n = len(c.spans)
+                added += lib.store.insert_document(db, kb, doc, c.spans, vectors[row : row + n])
+                row += n
             generation = lib.store.bump_generation(db, kb)
-        vectors = np.concatenate([p.vectors for p in prepared])
         lib.indexes.apply(kb, slot, generation, removed, added, vectors)
     return replaced

@@ -93,8 +93,10 @@ class OpenVinoEncoder:
         self._model = core.compile_model(str(xml), "CPU", config)
         self.precision = self._model.get_property("INFERENCE_PRECISION_HINT").to_string()
         self._request = self._model.create_infer_request()
-        # One infer request and one fast tokenizer: neither may be used by two threads at once.
-        self._lock = threading.Lock()
+        # Neither the infer request nor the fast tokenizer may be used by two threads at once, but
+        # each may run beside the other: an ingest chunks (counting tokens) while it embeds.
+        self._tokenizer_lock = threading.Lock()
+        self._request_lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
         """L2-normalized float32 embeddings, batched longest-first so batches pad little."""
@@ -107,13 +109,13 @@ class OpenVinoEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without special tokens."""
-        with self._lock:
+        with self._tokenizer_lock:
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         # sentence-transformers strips (and may lowercase) before tokenizing; do the same.
         texts = [t.strip().lower() if self.pipeline.do_lower_case else t.strip() for t in texts]
-        with self._lock:
+        with self._tokenizer_lock:
             enc = self.tokenizer(
                 texts,
                 padding=True,
@@ -121,7 +123,8 @@ class OpenVinoEncoder:
                 max_length=self.pipeline.max_seq_length,
                 return_tensors="np",
             )
-            ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        with self._request_lock:
             result = self._request.infer({"input_ids": ids, "attention_mask": mask})
             hidden = result[self._model.output(0)]
         return _pool(hidden, mask, self.pipeline.pooling)

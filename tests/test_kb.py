@@ -194,6 +194,23 @@ def test_a_changed_document_replaces_its_chunks(
     assert [(h.doc_id, h.chunk_id in new) for h in hits] == [(doc.id, True)]
 
 
+def test_a_document_repeated_in_the_next_batch_is_compared_with_what_the_last_one_wrote(
+    tmp_path: Path,
+    english_docs: list[Document],
+    minilm_embedder: Any,
+    check_kb: Callable[..., None],
+) -> None:
+    # Batches of 2: batch n+1 is chunked while batch n is still being embedded, not yet written.
+    a, b, c, d = english_docs[20:24]
+    changed = dataclasses.replace(a, text=a.text + " The quokka ate marmalade in Zanzibar.")
+    lib = _open(tmp_path, minilm_embedder, batch_docs=2)
+    report = lib.ingest_documents("kb", [a, b, c, changed, b, d], progress=False)
+    assert (report.added, report.replaced, report.unchanged) == (4, 1, 1)
+    assert [h.doc_id for h in lib.lexical_search("kb", "quokka marmalade Zanzibar", 1)] == [a.id]
+    assert sorted(doc.doc_id for doc in lib.documents("kb")) == sorted(x.id for x in (a, b, c, d))
+    check_kb(lib, "kb")
+
+
 def test_a_deleted_document_is_never_found_again(
     library: Library,
     data_dir: Path,

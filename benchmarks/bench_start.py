@@ -1,0 +1,97 @@
+"""Second start of the local LM: a fresh process, converted model cached, until the first token.
+
+    python -m benchmarks.bench_start [--runs 5] [--spec bundled:smollm2]
+
+One untimed run first makes sure the GGUF conversion is cached (that is the first start). Each
+timed run is a new Python process that imports LocalLM, builds it and streams a one-line chat
+until its first piece of text: the wall time from launching the process to that piece arriving
+is "first token ready". The child also reports where its time went (imports, LocalLM(...), the
+first token itself) and its CPU time, which a loaded machine inflates less than wall time;
+medians over the runs are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from retrieval.embedders import default_cache_dir
+
+REPO = Path(__file__).resolve().parents[1]
+PHASES = ("import_s", "load_s", "first_token_s", "cpu_s")
+
+# Runs in the child; prints one JSON line the moment the first piece of the answer exists.
+CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from agent.lm_local import LocalLM
+t1 = time.perf_counter()
+lm = LocalLM(sys.argv[1], cache_dir=sys.argv[2])
+t2 = time.perf_counter()
+piece = next(iter(lm.stream([{"role": "user", "content": "Say hello."}], max_new_tokens=8)))
+t3 = time.perf_counter()
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_token_s": t3 - t2,
+                  "cpu_s": use.ru_utime + use.ru_stime,
+                  "packed": lm.packed_layers, "piece": piece}), flush=True)
+"""
+
+
+def one_start(spec: str, cache_dir: Path) -> dict[str, float]:
+    """Launch a child and time it to its first token; its own phase times come back too."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, spec, str(cache_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    ready = time.perf_counter() - start
+    if child.wait() != 0 or not line:
+        raise RuntimeError(f"the child process failed (exit {child.returncode}); run it by hand")
+    return {"ready_s": ready, **json.loads(line)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--spec", default="bundled:smollm2")
+    ap.add_argument("--cache-dir", type=Path, default=default_cache_dir() / "models")
+    args = ap.parse_args()
+
+    one_start(args.spec, args.cache_dir)  # the first start: converts the model if not cached
+    runs = []
+    for n in range(1, args.runs + 1):
+        runs.append(one_start(args.spec, args.cache_dir))
+        print(f"run {n}/{args.runs}: {runs[-1]['ready_s']:.2f} s", file=sys.stderr)
+    ready = [r["ready_s"] for r in runs]
+    print(
+        f"second start of {args.spec} ({runs[0]['packed']} packed layers), {args.runs} fresh "
+        f"processes, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"first token ready: median {statistics.median(ready):.2f} s "
+        f"(min {min(ready):.2f}, max {max(ready):.2f})"
+    )
+    print(
+        "median phases: "
+        + ", ".join(f"{p} {statistics.median(r[p] for r in runs):.2f}" for p in PHASES)
+        + " (cpu_s: the child's CPU time, all threads; on a busy machine it says more than wall"
+        + " time; the rest of the wall time is the interpreter's own start)"
+    )
+
+
+if __name__ == "__main__":
+    main()
