@@ -52,9 +52,7 @@ def register(sub: Any) -> None:
     s.add_argument("query", nargs="?", help="the question (or use --queries)")
     s.set_defaults(func=cmd_search)
 
-    d = sub.add_parser(
-        "demo", help="build the demo knowledge bases, then open the chat UI on them"
-    )
+    d = sub.add_parser("demo", help="build the demo knowledge bases, then open the chat UI on them")
     d.add_argument("--port", type=int, default=7860, help="port of the chat UI (default 7860)")
     d.add_argument(
         "--search",
