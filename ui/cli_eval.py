@@ -73,13 +73,13 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         for r in results:
             print(json.dumps({"set": r.set_name, "mode": r.mode, "cases": r.cases, **r.metrics}))
         return 0
-    print("| set | mode | cases | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | mode | cases | recall@1 | recall@5 | recall@10 | hit@5 | MRR | nDCG@10 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r.metrics
         print(
             f"| {r.set_name} | {r.mode} | {r.cases} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | "
-            f"{m['recall@10']:.3f} | {m['mrr']:.3f} | {m['ndcg@10']:.3f} |"
+            f"{m['recall@10']:.3f} | {m['hit@5']:.3f} | {m['mrr']:.3f} | {m['ndcg@10']:.3f} |"
         )
     return 0
 
