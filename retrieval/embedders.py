@@ -7,10 +7,11 @@ measures it against LangChain's HuggingFaceEmbeddings); `backend="torch"` keeps 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,21 @@ if TYPE_CHECKING:
     from retrieval.ov_encoder import OpenVinoEncoder
 
 BACKENDS = ("auto", "torch", "openvino", "openvino-f32")
+# One turn embeds the same query for the router, every knowledge base searched and the gate.
+QUERY_CACHE_SIZE = 256
 log = logging.getLogger(__name__)
+
+
+def remembered(encode: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+    """`encode` with its recent results remembered; the vectors are shared, so read-only."""
+
+    @functools.lru_cache(maxsize=QUERY_CACHE_SIZE)
+    def cached(text: str) -> np.ndarray:
+        vector = encode(text)
+        vector.setflags(write=False)
+        return vector
+
+    return cached
 
 
 def default_cache_dir() -> Path:
@@ -58,6 +73,7 @@ class SentenceTransformerEmbedder:
                 f"{ref.spec} is a {ref.kind}, not a sentence-transformers folder (no modules.json)"
             )
         self.name = ref.spec
+        self._query = remembered(lambda text: self.embed_documents([text])[0])
         self.device = device or _default_device()
         self.batch_size = batch_size
         self.backend, self._ov, self._st = _open_backend(
@@ -100,8 +116,8 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """(dim,) float32 unit vector."""
-        return self.embed_documents([text])[0]
+        """(dim,) float32 unit vector (read-only; recent queries are remembered)."""
+        return self._query(text)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without the special tokens; a chunk fits when this ≤ max_tokens."""
@@ -162,6 +178,7 @@ class E5Embedder:
         # token_count includes the "passage: " prefix and the two special tokens.
         self._overhead = self._e5.token_count("")
         self.max_tokens = 512 - self._overhead
+        self._query = remembered(self._encode_query)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit vectors of the texts as passages."""
@@ -172,9 +189,12 @@ class E5Embedder:
             return np.ascontiguousarray(self._e5.passage(texts), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """(dim,) float32 unit vector of `text` as a query."""
+        """(dim,) float32 unit vector of `text` as a query (read-only; recent ones remembered)."""
+        return self._query(text)
+
+    def _encode_query(self, text: str) -> np.ndarray:
         with self._lock:
-            return np.ascontiguousarray(self._e5.query(text), dtype=np.float32)
+            return np.array(self._e5.query(text), dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` alone; a chunk fits in one window when this ≤ max_tokens."""

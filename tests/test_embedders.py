@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.embedders import E5Embedder, SentenceTransformerEmbedder, load_embedder
+from retrieval.embedders import (
+    E5Embedder,
+    SentenceTransformerEmbedder,
+    load_embedder,
+    remembered,
+)
 from retrieval.errors import ModelNotFoundError
 
 PAIRS = {
@@ -97,3 +102,18 @@ def test_load_embedder_rejects_models_that_do_not_embed():
         load_embedder("bundled:smollm2")
     with pytest.raises(ValueError, match="backend must be one of"):
         SentenceTransformerEmbedder("bundled:minilm", backend="tensorrt")
+
+
+def test_query_vectors_are_remembered_and_read_only(e5_embedder):
+    calls = []
+
+    def encode(text):
+        calls.append(text)
+        return np.ones(3, np.float32)
+
+    cached = remembered(encode)
+    assert cached("a") is cached("a") and calls == ["a"]
+    with pytest.raises(ValueError, match="read-only"):
+        cached("a")[0] = 2.0
+    first = e5_embedder.embed_query("氧气是谁发现的？")
+    assert e5_embedder.embed_query("氧气是谁发现的？") is first and not first.flags.writeable
