@@ -104,7 +104,8 @@ class DialogueManager:
             route = state.route = self.route(state.query, kbs)
             probe = None
             if route.intent in ("chitchat", "clarify") and route.intent_confidence < PROBE_BELOW:
-                probe = self._retrieve(state, route, filters, timings, t0)
+                self._search(state, route, filters, timings, t0)
+                probe = self._weigh(state, timings)
                 if probe.passed:
                     method = f"{route.method}+evidence"
                     route = state.route = dataclasses.replace(
@@ -161,9 +162,11 @@ class DialogueManager:
         t0: float,
         decision: GateDecision | None = None,
     ) -> Iterator[Event]:
-        decision = decision or self._retrieve(state, route, filters, timings, t0)
+        if decision is None:
+            self._search(state, route, filters, timings, t0)
         hits = state.hits
-        yield Retrieved(hits)
+        yield Retrieved(hits)  # the sources show while the gate weighs them
+        decision = decision or self._weigh(state, timings)
         if not decision.passed:
             state.refused = True
             state.final = NOT_COVERED[state.lang]
@@ -183,19 +186,22 @@ class DialogueManager:
         if not state.interrupted:
             state.final, state.citations, state.refused = self._ground(state, hits, rules, decision)
 
-    def _retrieve(
+    def _search(
         self,
         state: TurnState,
         route: Route,
         filters: Filters | None,
         timings: dict[str, float],
         t0: float,
-    ) -> GateDecision:
-        """Search the route's knowledge bases into `state.hits` and weigh the evidence."""
+    ) -> None:
+        """Search the route's knowledge bases into `state.hits`."""
         hits = self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
         state.hits = tuple(hits)
         timings["retrieve_ms"] = _ms(t0)
-        decision = gate(state.query, hits, self.scorer, self.config.gate_threshold)
+
+    def _weigh(self, state: TurnState, timings: dict[str, float]) -> GateDecision:
+        """The evidence gate's verdict on `state.hits`."""
+        decision = gate(state.query, state.hits, self.scorer, self.config.gate_threshold)
         timings["gate_strength"] = round(decision.strength, 4)
         return decision
 
