@@ -18,5 +18,7 @@ def test_demo_search_answers_sample_queries(demo_library, tmp_path):
     out = result.stdout
     assert "legal> 谁可以成为个体工商户？" in out
     assert "education> When did Carl Wilhelm Scheele discover oxygen?" in out
-    # Each sample search prints ranked hits with their document ids.
-    assert out.count("[1]") >= 6 or "xq-en-12" in out, out[-2000:]
+    # Every sample search finds something; Scheele's question ranks its own paragraph first.
+    assert "(nothing found)" not in out
+    scheele = out.split("education> When did Carl Wilhelm Scheele discover oxygen?")[1]
+    assert scheele.lstrip().startswith("1. [education/xq-en-12-"), scheele[:300]
