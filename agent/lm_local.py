@@ -1,12 +1,12 @@
 """The in-process LM: a transformers causal model (a local folder or a GGUF) behind the LM seam.
 
 Weights are shared by all callers; everything about one answer (queue, detokenizer, KV cache,
-stop flags) is created per call, and one lock lets a single generation use the model at a time.
-On CPU the model stays float32 (bfloat16 changed 4 to 6 of 10 greedy RAG answers), its linear
-weights are pre-packed for oneDNN, attention reads grouped KV heads in place, and `stream`
-drafts tokens by prompt lookup. benchmarks/bench_decode.py, SmolLM2-135M, 10 RAG prompts on 2
-shared CPU cores: 3.2x the decode tokens/s of plain `model.generate`, every answer identical
-(CPU kernels alone 1.5x, prompt lookup alone 1.5x).
+stop flags) is created per call, and a first-come, first-served lock lets one generation at a
+time use the model. On CPU the model stays float32 (bfloat16 changed 4 to 6 of 10 greedy RAG
+answers), its linear weights are pre-packed for oneDNN, attention reads grouped KV heads in place,
+and `stream` drafts tokens by prompt lookup. benchmarks/bench_decode.py, SmolLM2-135M, 10 RAG
+prompts on 2 shared CPU cores: 3.2x the decode tokens/s of plain `model.generate`, every answer
+identical (CPU kernels alone 1.5x, prompt lookup alone 1.5x).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Any
 import torch
 
 from agent.decoding import PromptLookup, greedy_tokens
+from agent.fair_lock import FairLock
 from agent.fast_cpu import pack_linears, use_grouped_attention
+from agent.lm_stream import IncrementalText, StreamRun
 from agent.protocols import CancelToken, GenerationStats, LMError, Messages
 
 # Tokens that end an assistant turn in common chat templates; those in the vocabulary stop decoding.
@@ -81,7 +83,8 @@ class LocalLM:
         self.packed_layers = pack_linears(self.model) if fast_cpu else 0
         if fast_cpu and self.device.type == "cpu" and self.dtype == torch.float32:
             use_grouped_attention(self.model)
-        self._lock = threading.Lock()
+        # Callers get the model in the order they asked for it (agent/fair_lock.py).
+        self._lock = FairLock()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -95,7 +98,7 @@ class LocalLM:
         cancel: CancelToken | None = None,
         stats: list[GenerationStats] | None = None,
     ) -> Generator[str, None, None]:
-        run = _Run(time.monotonic(), time_limit_s, cancel)
+        run = StreamRun(time.monotonic(), time_limit_s, cancel)
         input_ids = self.prompt_ids(messages)
         budget = self._budget(input_ids.shape[1], max_new_tokens)
         run.prompt_tokens = input_ids.shape[1]
@@ -122,7 +125,7 @@ class LocalLM:
         # Batching prompts of similar length wastes the least compute on padding.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         answers = [""] * len(prompts)
-        with self._lock, torch.inference_mode():
+        with self._lock.held(), torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 width = max(len(prompts[i]) for i in rows)
@@ -180,12 +183,13 @@ class LocalLM:
         )
         return text.rstrip("\ufffd")
 
-    def _work(self, input_ids: torch.Tensor, budget: int, run: _Run, pieces: queue.Queue) -> None:
+    def _work(
+        self, input_ids: torch.Tensor, budget: int, run: StreamRun, pieces: queue.Queue
+    ) -> None:
         """Worker thread: wait for the model, decode, put text pieces, always end with _DONE."""
         try:
-            while not self._lock.acquire(timeout=0.05):
-                if run.check():
-                    return
+            if not self._lock.acquire(give_up=run.check):
+                return
             try:
                 if not run.check():
                     self._decode(input_ids.to(self.device), budget, run, pieces)
@@ -197,8 +201,10 @@ class LocalLM:
             run.finished = time.monotonic()
             pieces.put(_DONE)
 
-    def _decode(self, input_ids: torch.Tensor, budget: int, run: _Run, pieces: queue.Queue) -> None:
-        text = _IncrementalText(self.tokenizer)
+    def _decode(
+        self, input_ids: torch.Tensor, budget: int, run: StreamRun, pieces: queue.Queue
+    ) -> None:
+        text = IncrementalText(self.tokenizer)
         with torch.inference_mode():
             chunks = greedy_tokens(
                 self.model,
@@ -220,75 +226,6 @@ class LocalLM:
             chunks.close()
         if piece := text.flush():
             pieces.put(piece)
-
-
-class _Run:
-    """The mutable record of one stream call, shared by the reading thread and its worker."""
-
-    def __init__(self, started: float, time_limit_s: float | None, cancel: CancelToken | None):
-        self.started = started
-        self.deadline = None if time_limit_s is None else started + time_limit_s
-        self.cancel = cancel
-        self.abandoned = threading.Event()
-        self.prompt_tokens = self.new_tokens = 0
-        self.first_token: float | None = None
-        self.finished: float | None = None
-        self.stopped = "max_tokens"  # unless eos or one of the checks below says otherwise
-
-    def check(self) -> bool:
-        """True (and `stopped` set) when generation must stop now."""
-        if self.abandoned.is_set() or (self.cancel is not None and self.cancel.cancelled):
-            self.stopped = "cancelled"
-        elif self.deadline is not None and time.monotonic() >= self.deadline:
-            self.stopped = "time_limit"
-        else:
-            return False
-        return True
-
-    def stats(self) -> GenerationStats:
-        end = self.finished or time.monotonic()
-        first = self.first_token or end
-        return GenerationStats(
-            self.prompt_tokens,
-            self.new_tokens,
-            first - self.started,
-            end - self.started,
-            self.stopped,
-        )
-
-
-class _IncrementalText:
-    """Token ids in, text pieces out, never splitting a multi-byte character across pieces.
-
-    Each step decodes only a short window (the previous piece's tokens and the new ones), so the
-    cost per token stays constant, and the window's context keeps leading spaces right.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.prefix = self.read = 0  # ids[prefix:read] were decoded into the last piece
-
-    def add(self, ids: Sequence[int]) -> str:
-        self.ids.extend(ids)
-        before = self._decode(self.ids[self.prefix : self.read])
-        after = self._decode(self.ids[self.prefix :])
-        if len(after) <= len(before) or after.endswith("\ufffd"):
-            return ""  # nothing new, or a character whose remaining bytes are still to come
-        self.prefix, self.read = self.read, len(self.ids)
-        return after[len(before) :]
-
-    def flush(self) -> str:
-        before = self._decode(self.ids[self.prefix : self.read])
-        after = self._decode(self.ids[self.prefix :])
-        self.prefix = self.read = len(self.ids)
-        # A character cut by the token budget can never complete: drop its replacement mark.
-        return after[len(before) :].rstrip("\ufffd")
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(
-            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

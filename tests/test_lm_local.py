@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -143,6 +144,33 @@ def test_concurrent_streams_never_mix_tokens(smollm2) -> None:
     for t in threads:
         t.join(timeout=300)
     assert together == alone
+
+
+@pytest.mark.slow
+def test_waiting_streams_get_the_model_in_the_order_they_asked(smollm2) -> None:
+    busy, first_pieces = CancelToken(), list[int]()
+    long = smollm2.stream(STORY, max_new_tokens=400, cancel=busy)
+    next(long)  # the model is busy with a long answer
+
+    def ask(i: int) -> None:
+        stream = smollm2.stream(PARIS, max_new_tokens=4)
+        next(stream)
+        first_pieces.append(i)
+        stream.close()
+
+    threads = []
+    for i in range(4):  # each asks only after the one before it waits for the model
+        threads.append(threading.Thread(target=ask, args=(i,), daemon=True))
+        threads[-1].start()
+        deadline = time.monotonic() + 30
+        while smollm2._lock.waiting < i + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    busy.cancel()
+    "".join(long)
+    for t in threads:
+        t.join(timeout=120)
+    assert first_pieces == [0, 1, 2, 3]
 
 
 @pytest.mark.slow
