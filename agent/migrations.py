@@ -9,6 +9,7 @@ both apply it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -171,3 +172,30 @@ def m002_feedback(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX idx_feedback_turn_id ON feedback (turn_id)")
+
+
+@migration
+def m003_notice_kinds(db: Database) -> None:
+    """Notices were stored as text alone; store {kind, text}, the kind read from old wording."""
+    rows = db.execute("SELECT id, refused, notices_json FROM turns WHERE notices_json != '[]'")
+    for turn_id, refused, notices_json in rows.fetchall():
+        notices = [
+            n if isinstance(n, dict) else {"kind": _legacy_notice_kind(n, bool(refused)), "text": n}
+            for n in json.loads(notices_json)
+        ]
+        db.execute(
+            "UPDATE turns SET notices_json = ? WHERE id = ?",
+            [json.dumps(notices, ensure_ascii=False, sort_keys=True), turn_id],
+        )
+
+
+def _legacy_notice_kind(text: str, refused: bool) -> str:
+    """The kind of a notice written before m003, from the wording agent/policy.py used."""
+    lowered = text.lower()
+    if "emergency" in lowered or "急救" in text:
+        return "emergency"
+    if "medical" in lowered or "医疗" in text:
+        return "medical"
+    if "legal" in lowered or "法律意见" in text:
+        return "legal"
+    return "refusal" if refused else "note"

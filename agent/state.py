@@ -27,6 +27,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from agent.migrations import connect, immediate, utc_now
+from agent.types import Notice
 from retrieval.types import Hit
 
 BUSY_TIMEOUT_S = 10.0
@@ -77,7 +78,7 @@ class TurnRecord:
     citations: tuple[Mapping[str, Any], ...] = ()
     refused: bool = False
     interrupted: bool = False
-    notices: tuple[str, ...] = ()
+    notices: tuple[Notice, ...] = ()
     latencies: Mapping[str, float] = field(default_factory=dict)  # e.g. {"ttft_ms": 412.0}
     model: str = ""
     evidence: tuple[EvidenceRecord, ...] = ()
@@ -296,11 +297,17 @@ def _turn_row(turn: TurnRecord) -> dict[str, Any]:
         "citations_json": _json([dict(c) for c in turn.citations], "citations"),
         "refused": int(bool(turn.refused)),
         "interrupted": int(bool(turn.interrupted)),
-        "notices_json": _json(list(turn.notices), "notices"),
+        "notices_json": _json([_notice(n) for n in turn.notices], "notices"),
         # float() also turns numpy scalars from timers into plain JSON numbers.
         "latencies_json": _json({str(k): float(v) for k, v in turn.latencies.items()}, "latencies"),
         "model": turn.model,
     }
+
+
+def _notice(notice: Notice) -> dict[str, str]:
+    if not isinstance(notice, Notice):
+        raise TypeError(f"turn.notices must hold Notice items, got {type(notice).__name__}")
+    return {"kind": notice.kind, "text": notice.text}
 
 
 def _evidence_row(rank: int, ev: EvidenceRecord) -> dict[str, Any]:
@@ -325,7 +332,7 @@ def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, 
         r.update(
             route=json.loads(r.pop("route_json")),
             citations=tuple(json.loads(r.pop("citations_json"))),
-            notices=tuple(json.loads(r.pop("notices_json"))),
+            notices=tuple(Notice(**n) for n in json.loads(r.pop("notices_json"))),
             latencies=json.loads(r.pop("latencies_json")),
             refused=bool(r["refused"]),
             interrupted=bool(r["interrupted"]),

@@ -54,7 +54,7 @@ def record_turn(
         citations=tuple(asdict(c) for c in citations),
         refused=state.refused,
         interrupted=interrupted,
-        notices=tuple(n.text for n in notes),
+        notices=notes,
         latencies=timings,
         model=model,
         evidence=tuple(EvidenceRecord.from_hit(h) for h in state.hits),

@@ -37,7 +37,7 @@ class Citation:
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # "medical" | "emergency" | "legal" | "refusal"
+    kind: str  # "medical" | "emergency" | "legal" | "refusal" | "note"
     text: str
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from agent.state import (
     TurnNotFoundError,
     TurnRecord,
 )
+from agent.types import Notice
 from retrieval.types import Hit
 
 
@@ -63,7 +65,7 @@ def test_turn_round_trips_every_field(store: DialogueStore) -> None:
         route={"kbs": ["law"], "confidence": 0.9},
         citations=({"n": 1, "doc_id": "民法典-143", "supported": True},),
         refused=False,
-        notices=("history was trimmed",),
+        notices=(Notice("legal", "不构成法律意见。"), Notice("note", "history was trimmed")),
         latencies={"retrieve_ms": np.float64(12.5), "ttft_ms": 300.0, "total_ms": 2100.0},
         model="smollm2-360m",
         evidence=(EvidenceRecord.from_hit(hit), EvidenceRecord("law", "d2", 9, 0.1, "x", "t")),
@@ -286,9 +288,46 @@ def test_db_at_the_previous_migration_is_upgraded_keeping_its_data(tmp_path: Pat
         [turn] = store.history("old")
         assert (turn.user_text, turn.answer, turn.evidence[0].text) == ("q", "a", "passage")
         assert store.session("old").title == "before upgrade"
-        store.add_feedback(turn.id or 0, 1)  # the last migration's table works
+        store.add_feedback(turn.id or 0, 1)  # m002's table works
         applied = [r[0] for r in store._db.execute("SELECT name FROM _migrations ORDER BY rowid")]
         assert applied == [m.__name__ for m in MIGRATIONS]
+
+
+def test_notices_stored_as_text_get_their_kind_back_on_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "dialogue.db"
+    names = [m.__name__ for m in MIGRATIONS]
+    with Database(path) as db:
+        migrate(db, MIGRATIONS[: names.index("m003_notice_kinds")])
+        db.execute("INSERT INTO sessions VALUES ('old', '', '2024-01', '2024-01')")
+        old = [
+            ("这是根据您的文档提供的信息，不构成医疗建议。", 0),
+            ("If this is an emergency, call your local emergency number now.", 0),
+            ("This is not legal advice. Sources: PRC law.", 0),
+            ("The knowledge base does not cover this question.", 1),
+        ]
+        for idx, (text, refused) in enumerate(old):
+            db.execute(
+                "INSERT INTO turns (session_id, idx, user_text, refused, notices_json, created_at)"
+                " VALUES ('old', ?, 'q', ?, ?, '2024-01-01')",
+                [idx, refused, json.dumps([text], ensure_ascii=False)],
+            )
+    with DialogueStore(path) as store:
+        kinds = [[(n.kind, n.text) for n in t.notices] for t in store.history("old")]
+    assert kinds == [
+        [("medical", old[0][0])],
+        [("emergency", old[1][0])],
+        [("legal", old[2][0])],
+        [("refusal", old[3][0])],
+    ]
+
+
+def test_a_turn_with_a_notice_that_is_not_a_notice_is_refused_whole(tmp_path: Path) -> None:
+    with DialogueStore(tmp_path / "dialogue.db") as store:
+        session_id = store.create_session()
+        bad = TurnRecord(user_text="q", answer="a", notices=("just text",))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="Notice items"):
+            store.append_turn(session_id, bad)
+        assert store.history(session_id) == []
 
 
 def test_running_migrations_again_is_a_no_op(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from ui.chat_render import (
     highlight,
     reply_sources,
     sources_html,
-    turn_notices,
     turn_sources,
 )
 from ui.i18n import STRINGS, Labels, browser_lang, t
@@ -113,13 +112,15 @@ def test_stored_turn_renders_like_the_live_reply():
         user_text="who?",
         answer="Scheele found it [1].",
         citations=(cite,),
-        notices=("This is information from your documents, not medical advice. Ask a doctor.",),
+        notices=(Notice("medical", "Not medical advice. Ask a doctor."),),
         evidence=(EvidenceRecord("education", "xq-en-12-0", 7, 0.9, PASSAGE, "Oxygen"),),
     )
     live = sources_html(reply_sources(_reply([_citation()]), {"education": "education"}), "en")
     stored = sources_html(turn_sources(turn, {"education": "education"}), "en")
     assert stored == live
-    assert [n.kind for n in turn_notices(turn)] == ["medical"]
+    assert answer_html(turn.answer, turn.notices, [], "en") == answer_html(
+        turn.answer, [Notice("medical", "Not medical advice. Ask a doctor.")], [], "en"
+    )
 
 
 def test_details_show_rewrite_route_and_timings():

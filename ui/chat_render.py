@@ -211,22 +211,6 @@ def answer_html(
     return "\n\n".join(p for p in parts if p)
 
 
-def turn_notices(turn: TurnRecord) -> list[Notice]:
-    """Notices of a stored turn; the store keeps their text, so the kind is read back from it."""
-    return [Notice(_notice_kind(text, turn.refused), text) for text in turn.notices]
-
-
-def _notice_kind(text: str, refused: bool) -> str:
-    lowered = text.lower()
-    if "emergency" in lowered or "急救" in text:
-        return "emergency"
-    if "medical" in lowered or "医疗" in text:
-        return "medical"
-    if "legal" in lowered or "法律意见" in text:
-        return "legal"
-    return "refusal" if refused else "note"
-
-
 def details_markdown(
     rewritten: str,
     route: Route | None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from agent.protocols import CancelToken
 from retrieval.lang import detect_lang
-from ui.chat_render import SourceView, answer_html, esc, turn_notices, turn_sources
+from ui.chat_render import SourceView, answer_html, esc, turn_sources
 from ui.i18n import t
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def load_session(agent: Agent, session_id: str, lang: str) -> ChatState:
         state.messages.append({"role": "user", "content": esc(turn.user_text)})
         sources = turn_sources(turn, domains)
         content = answer_html(
-            turn.answer, turn_notices(turn), sources, lang, interrupted=turn.interrupted
+            turn.answer, turn.notices, sources, lang, interrupted=turn.interrupted
         )
         state.messages.append({"role": "assistant", "content": content})
         if turn.id is not None:
