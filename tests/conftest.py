@@ -315,3 +315,31 @@ def education_agent(education_data_dir):  # -> agent.Agent
     )
     yield agent
     agent.close()
+
+
+@pytest.fixture(scope="session")
+def serve_education(education_data_dir, tmp_path_factory):
+    """A factory: `with serve_education(lm, **config) as (agent, url)` runs a real Agent answering
+    with `lm` over a private copy of the demo education kb (uploads and sessions change it), served
+    with the API and the chat by uvicorn on a free loopback port."""
+    import shutil
+    from contextlib import contextmanager
+
+    @contextmanager
+    def serve(lm, **config):
+        from agent import Agent
+        from agent.config import AgentConfig
+        from ui.server import background_server, create_app
+        from ui.settings import ServerSettings
+
+        data = tmp_path_factory.mktemp("served") / "data"
+        shutil.copytree(education_data_dir, data)
+        settings = {"data_dir": str(data), "device": "cpu", "max_new_tokens": 48, **config}
+        agent = Agent(AgentConfig(**settings), lm=lm)
+        try:
+            with background_server(create_app(agent, ServerSettings())) as url:
+                yield agent, url
+        finally:
+            agent.close()
+
+    return serve

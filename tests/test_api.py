@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import threading
 
 import httpx
@@ -31,26 +30,21 @@ def quote_first_passage(messages) -> str:
 
 
 @pytest.fixture(scope="module")
-def api_agent(education_data_dir, tmp_path_factory, scripted_lm):
-    """A real Agent over a private copy of the demo education kb (uploads change it)."""
-    from agent import Agent
-    from agent.config import AgentConfig
-
-    data = tmp_path_factory.mktemp("api") / "data"
-    shutil.copytree(education_data_dir, data)
-    config = AgentConfig(data_dir=str(data), device="cpu", max_new_tokens=48)
-    agent = Agent(config, lm=scripted_lm(respond=quote_first_passage))
-    yield agent
-    agent.close()
+def served(serve_education, scripted_lm):
+    with serve_education(scripted_lm(respond=quote_first_passage)) as agent_and_url:
+        yield agent_and_url
 
 
 @pytest.fixture(scope="module")
-def server(api_agent):
-    """The composed app (API + Gradio chat) served by uvicorn on a free loopback port."""
-    from ui.server import background_server, create_app
+def api_agent(served):
+    """A real Agent over a private copy of the demo education kb (uploads change it)."""
+    return served[0]
 
-    with background_server(create_app(api_agent, ServerSettings())) as url:
-        yield url
+
+@pytest.fixture(scope="module")
+def server(served) -> str:
+    """The composed app (API + Gradio chat) served by uvicorn on a free loopback port."""
+    return served[1]
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ import httpx
 import openai
 import pytest
 
-from ui.settings import ServerSettings
-
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,24 +28,9 @@ ZORBLAT = (
 
 
 @pytest.fixture(scope="module")
-def real_agent(education_data_dir, tmp_path_factory, smollm2):
-    """The real Agent with the shared SmolLM2 over a private copy of the demo education kb."""
-    from agent import Agent
-    from agent.config import AgentConfig
-
-    data = tmp_path_factory.mktemp("api-e2e") / "data"
-    shutil.copytree(education_data_dir, data)
-    config = AgentConfig(data_dir=str(data), device="cpu", max_new_tokens=48, time_limit_s=300)
-    agent = Agent(config, lm=smollm2)
-    yield agent
-    agent.close()
-
-
-@pytest.fixture(scope="module")
-def server(real_agent):
-    from ui.server import background_server, create_app
-
-    with background_server(create_app(real_agent, ServerSettings())) as url:
+def server(serve_education, smollm2):
+    """The real Agent with the shared SmolLM2, served with the API and the chat."""
+    with serve_education(smollm2, time_limit_s=300) as (_, url):
         yield url
 
 
