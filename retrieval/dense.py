@@ -1,7 +1,9 @@
 """The dense half of the hybrid index: FAISS inner product over unit vectors, keyed by chunk id.
 
-Three kinds share one API. "flat" is exact and what a knowledge base uses; "ivf" and "hnsw" are
-the approximate kinds for millions of chunks (benchmarks/bench_scale.py measures them). A metadata
+Three kinds share one API. "flat" is exact and what a knowledge base uses (from
+`half_scan_from` vectors on, it scans a float16 copy first and rescores exactly: retrieval/
+half_scan.py); "ivf" and "hnsw" are the approximate kinds for millions of chunks
+(benchmarks/bench_scale.py measures them). A metadata
 filter is applied inside FAISS through an ID selector, and an approximate kind that comes back short
 under a tight filter falls back to an exact scan of the allowed ids: a filter never hides a match.
 """
@@ -18,6 +20,8 @@ import numpy as np
 
 from retrieval.atomic import atomic_write_bytes
 from retrieval.errors import ManifestMismatchError
+from retrieval.half_scan import HalfScan
+from retrieval.vectors import check_ids, check_vectors
 
 KINDS = ("flat", "hnsw", "ivf")
 _REINDEX_HINT = "rebuild it with `citewise kb reindex NAME`"
@@ -39,6 +43,7 @@ class DenseIndex:
         ef_search: int = 64,
         nlist: int | None = None,
         nprobe: int | None = None,
+        half_scan_from: int = 50_000,
     ) -> None:
         if not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
@@ -50,6 +55,9 @@ class DenseIndex:
         # IVF lists are sized from the training set unless given; see train().
         self._nlist = nlist
         self._nprobe = nprobe
+        # Below this size a float32 scan takes a few ms and the float16 copy is not worth its RAM.
+        self.half_scan_from = half_scan_from
+        self._half: HalfScan | None = None
         self._index: Any = None
         if kind == "flat":
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -103,7 +111,7 @@ class DenseIndex:
         """Fit the IVF coarse quantizer on a sample of vectors (a no-op for other kinds)."""
         if self.kind != "ivf" or self._index is not None:
             return
-        x = self._check_vectors(vectors)
+        x = check_vectors(self.dim, vectors)
         n = x.shape[0]
         if self._nlist and n < self._nlist:
             raise ValueError(
@@ -125,8 +133,8 @@ class DenseIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add `vectors` (n, dim) under chunk `ids` (n,); an id already present is an error."""
-        ids = self._check_ids(ids)
-        x = self._check_vectors(vectors)
+        ids = check_ids(ids)
+        x = check_vectors(self.dim, vectors)
         if ids.shape[0] != x.shape[0]:
             raise ValueError(
                 f"got {ids.shape[0]} ids for {x.shape[0]} vectors; pass one id per row"
@@ -144,12 +152,16 @@ class DenseIndex:
                 "remove them before adding them again"
             )
         self._index.add_with_ids(x, ids)
+        if self._half is not None:
+            self._half.add(ids, x)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove the given chunk ids (unknown ids are ignored); return how many were removed."""
-        ids = self._check_ids(ids)
+        ids = check_ids(ids)
         if ids.size == 0 or len(self) == 0:
             return 0
+        if self._half is not None:
+            self._half.remove(ids)
         if self.kind != "hnsw":
             return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         # HNSW graphs cannot drop nodes: rebuild from the vectors that stay (O(n); rare in use).
@@ -174,11 +186,11 @@ class DenseIndex:
         self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return (ids int64, scores float32) of the best `k`, best first, among `allowed_ids`."""
-        q = self._check_vectors(np.asarray(query).reshape(1, -1))
+        q = check_vectors(self.dim, np.asarray(query).reshape(1, -1))
         empty = np.empty(0, np.int64), np.empty(0, np.float32)
         if k <= 0 or len(self) == 0:
             return empty
-        allowed = None if allowed_ids is None else np.unique(self._check_ids(allowed_ids))
+        allowed = None if allowed_ids is None else np.unique(check_ids(allowed_ids))
         if allowed is not None and allowed.size == 0:
             return empty
         k = min(k, len(self))
@@ -264,12 +276,18 @@ class DenseIndex:
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            scores, ids = self._index.search(q, k, params=params)
+            if self.kind == "flat" and len(self) >= self.half_scan_from:
+                if self._half is None:
+                    self._half = HalfScan(self._index)
+                found = self._half.search(q, k, params, self._index.reconstruct_batch)
+            else:
+                scores, ids = self._index.search(q, k, params=params)
+                keep = ids[0] >= 0
+                found = ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
         finally:
             faiss.omp_set_num_threads(threads)
-        del selector  # must outlive the search call above
-        keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+        del selector  # must outlive the search calls above
+        return found
 
     def _exact_subset(
         self, q: np.ndarray, k: int, allowed: np.ndarray
@@ -297,23 +315,3 @@ class DenseIndex:
             ]
             return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
         return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
-
-    @staticmethod
-    def _check_ids(ids: np.ndarray) -> np.ndarray:
-        arr = np.asarray(ids)
-        if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-            raise ValueError(
-                f"ids must be a 1-D integer array, got {arr.dtype} of shape {arr.shape}"
-            )
-        return np.ascontiguousarray(arr, dtype=np.int64)
-
-    def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        arr = np.asarray(vectors)
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise ValueError(f"vectors must have shape (n, {self.dim}), got {arr.shape}")
-        if not (np.issubdtype(arr.dtype, np.floating) or arr.size == 0):
-            raise ValueError(f"vectors must be a float array (float32), got {arr.dtype}")
-        x = np.ascontiguousarray(arr, dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise ValueError("vectors contain NaN or infinity; check the embedder's output")
-        return x
