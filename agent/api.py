@@ -46,6 +46,7 @@ class Agent:
         turn = TurnConfig(
             k=cfg.k,
             max_new_tokens=cfg.max_new_tokens,
+            context_tokens=cfg.context_tokens,
             time_limit_s=cfg.time_limit_s,
             history_turns=cfg.history_turns,
             strict=cfg.strict,

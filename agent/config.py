@@ -23,6 +23,8 @@ class AgentConfig:
     kbs: tuple[str, ...] = ()  # search only these; default: the router picks by domain
     k: int = 5
     max_new_tokens: int = 256
+    # LM tokens of retrieved passage text in an answer prompt (agent/context.py).
+    context_tokens: int = 1500
     time_limit_s: float | None = 60.0
     history_turns: int = 3
     gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD
@@ -30,8 +32,8 @@ class AgentConfig:
     fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.max_new_tokens < 1:
-            raise ValueError("k and max_new_tokens must be at least 1")
+        if self.k < 1 or self.max_new_tokens < 1 or self.context_tokens < 1:
+            raise ValueError("k, max_new_tokens and context_tokens must be at least 1")
         if self.device not in (None, "cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
 

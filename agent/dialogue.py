@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.citations import SupportScorer, citation, verify, with_markers
+from agent.context import fit_passages
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
@@ -37,7 +38,7 @@ from agent.types import (
     Route,
     Routed,
 )
-from prompts import fence, render
+from prompts import render
 from retrieval.lang import detect_lang
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters, Hit
@@ -52,6 +53,7 @@ PROBE_BELOW = 0.9
 class TurnConfig:
     k: int = 5
     max_new_tokens: int = 256
+    context_tokens: int = 1500  # passage text in the answer prompt, in LM tokens
     time_limit_s: float | None = 60.0
     history_turns: int = 3
     gate_threshold: float = DEFAULT_THRESHOLD
@@ -172,9 +174,7 @@ class DialogueManager:
             state.final = NOT_COVERED[state.lang]
             yield shown(state, state.final)
             return
-        passages = [
-            {"n": i + 1, "title": fence(h.title), "text": fence(h.text)} for i, h in enumerate(hits)
-        ]
+        passages = fit_passages(hits, self.lm.count_tokens, self.config.context_tokens)
         system = render("answer", state.lang, route.domain, passages=passages)
         rules = system.split("<passages>")[0]
         messages = [

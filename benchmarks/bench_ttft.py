@@ -1,6 +1,6 @@
 """Time to first token of whole agent turns: 10 English and 10 Chinese demo questions.
 
-    python -m benchmarks.bench_ttft [--data-dir DIR] [--max-new-tokens 16]
+    python -m benchmarks.bench_ttft [--data-dir DIR] [--max-new-tokens 16] [--context-tokens N]
 
 Each question from the demo corpus cases (retrieval/demo_corpus/cases.jsonl, spread over the legal,
 medical and education knowledge bases) is asked in a new session of a real Agent: SmolLM2 on CPU,
@@ -81,12 +81,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--data-dir", help="keep the demo kbs here between runs")
     ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument(
+        "--context-tokens",
+        type=int,
+        default=AgentConfig.context_tokens,
+        help="passage tokens in the answer prompt (a large value puts every passage in whole)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.data_dir) if args.data_dir else Path(tmp)
         ingest_demo(folder)  # unchanged documents are skipped, so a second run starts at once
-        config = AgentConfig(data_dir=str(folder), device="cpu", max_new_tokens=args.max_new_tokens)
+        config = AgentConfig(
+            data_dir=str(folder),
+            device="cpu",
+            max_new_tokens=args.max_new_tokens,
+            context_tokens=args.context_tokens,
+        )
         agent = Agent(config)
         timed_turn(agent, WARM_UP)
         rows = []

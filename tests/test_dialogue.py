@@ -67,6 +67,17 @@ def test_answer_prompt_fences_numbered_passages(make_manager, scripted_lm):
     assert "Oxygen was discovered independently" in system["content"]
 
 
+def test_passages_beyond_the_context_budget_stay_out_of_the_prompt(make_manager, scripted_lm):
+    lm = scripted_lm([ANSWER])
+    # ScriptedLM counts words: 30 leave room for the best passage's opening sentences only.
+    reply = reply_of(run(make_manager(lm, context_tokens=30), "s1", SCHEELE))
+    system = lm.calls[0][0]["content"]
+    assert system.count("<passage n=") == 1 and '<passage n="1"' in system
+    assert "Oxygen was discovered independently" in system
+    assert len(reply.sources) > 1  # every retrieved passage is still shown
+    assert reply.citations and reply.citations[0].verified
+
+
 def test_refusal_when_the_gate_fails_keeps_the_closest_sources(make_manager, scripted_lm):
     lm = scripted_lm(["this must not be used"])
     reply = reply_of(run(make_manager(lm), "s1", MERCURY))
