@@ -29,6 +29,8 @@ def fit_passages(
     passages: list[dict[str, object]] = []
     left = budget
     for i, hit in enumerate(hits):
+        if passages and left <= 0:
+            break  # spent: the passages below need not be tokenized at all
         text, cost = _leading(hit.text, count_tokens, left, at_least_one=not passages)
         if not text:
             break
