@@ -19,6 +19,9 @@ from retrieval.readers import READERS, normalize
 from retrieval.types import DOMAINS, LANGS, Document
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Extracted text per file (per corpus line for .jsonl). A compressed format expands: an 86 KB
+# .docx can hold 14 million characters, minutes of CPU embedding. 2 million is a long book.
+DEFAULT_MAX_CHARS = 2_000_000
 SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 _MB = 1024 * 1024
 
@@ -36,8 +39,12 @@ def load_paths(
     *,
     domain: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> Iterator[Document | Skipped]:
     """Yield a Document per readable file (per line for .jsonl corpora) and a Skipped per failure.
+
+    `max_bytes` bounds a file's size on disk, `max_chars` the text extracted from it (a file
+    whose text is longer is skipped with a reason naming the limit).
 
     Folders are walked in sorted order, hidden entries left out. A file's id is its path relative
     to the folder named (its name when the file itself was named), so re-ingesting a changed file
@@ -49,11 +56,13 @@ def load_paths(
         raise ValueError(f"unknown domain {domain!r}: use one of {', '.join(DOMAINS)}")
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-    return _load_all([Path(p).expanduser() for p in paths], domain, max_bytes)
+    if max_chars <= 0:
+        raise ValueError(f"max_chars must be positive, got {max_chars}")
+    return _load_all([Path(p).expanduser() for p in paths], domain, max_bytes, max_chars)
 
 
 def _load_all(
-    roots: list[Path], domain: str | None, max_bytes: int
+    roots: list[Path], domain: str | None, max_bytes: int, max_chars: int
 ) -> Iterator[Document | Skipped]:
     for root in roots:
         if root.is_dir():
@@ -62,10 +71,10 @@ def _load_all(
                     yield item
                 else:
                     yield from _load_file(
-                        item, item.relative_to(root).as_posix(), domain, max_bytes
+                        item, item.relative_to(root).as_posix(), domain, max_bytes, max_chars
                     )
         elif root.exists():
-            yield from _load_file(root, root.name, domain, max_bytes)
+            yield from _load_file(root, root.name, domain, max_bytes, max_chars)
         else:
             yield Skipped(str(root), "no such file or folder (check the path)")
 
@@ -91,7 +100,7 @@ def _walk(folder: Path) -> Iterator[Path | Skipped]:
 
 
 def _load_file(
-    path: Path, doc_id: str, domain: str | None, max_bytes: int
+    path: Path, doc_id: str, domain: str | None, max_bytes: int, max_chars: int
 ) -> Iterator[Document | Skipped]:
     ext = path.suffix.lower()
     if ext not in SUPPORTED:
@@ -101,9 +110,10 @@ def _load_file(
     try:
         _check_size(path, max_bytes)
         if ext == ".jsonl":
-            items: list[Document | Skipped] = _read_jsonl(path, domain)
+            items: list[Document | Skipped] = _read_jsonl(path, domain, max_chars)
         else:
-            text, title = READERS[ext](path)
+            text, title = READERS[ext](path, max_chars)
+            check_chars(len(text), max_chars)
             text = normalize(text)
             if not text:
                 raise UnsupportedInputError("empty file (only whitespace)")
@@ -138,6 +148,15 @@ def _check_size(path: Path, max_bytes: int) -> None:
         raise UnsupportedInputError("empty file")
 
 
+def check_chars(n_chars: int, max_chars: int) -> None:
+    """UnsupportedInputError when `n_chars` of extracted text is over `max_chars`."""
+    if n_chars > max_chars:
+        raise UnsupportedInputError(
+            f"its text is over {max_chars:,} characters, the limit for one file "
+            "(split the document, or raise max_chars)"
+        )
+
+
 def _os_reason(e: OSError) -> str:
     if isinstance(e, PermissionError):
         return "cannot read: permission denied"
@@ -146,7 +165,7 @@ def _os_reason(e: OSError) -> str:
     return f"cannot read: {(e.strerror or str(e)).lower()}"
 
 
-def _read_jsonl(path: Path, domain: str | None) -> list[Document | Skipped]:
+def _read_jsonl(path: Path, domain: str | None, max_chars: int) -> list[Document | Skipped]:
     """One Document per corpus line (format: shared/evalsets/README.md); bad lines are Skipped."""
     items: list[Document | Skipped] = []
     first_line: dict[str, int] = {}
@@ -156,6 +175,7 @@ def _read_jsonl(path: Path, domain: str | None) -> list[Document | Skipped]:
             continue
         try:
             doc = _corpus_line(raw, path, domain)
+            check_chars(len(doc.text), max_chars)
             if doc.id in first_line:
                 raise UnsupportedInputError(
                     f"duplicate id {doc.id!r} (first on line {first_line[doc.id]})"

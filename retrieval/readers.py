@@ -1,7 +1,10 @@
 """Extract the text and title of one file of each supported single-document type.
 
-Each reader takes a path and returns (text, title), or raises UnsupportedInputError with the
-one-line reason a person sees. Folder walking, size limits and corpus .jsonl files are in loaders.
+Each reader takes a path and the most characters of text it may extract, and returns (text,
+title), or raises UnsupportedInputError with the one-line reason a person sees. A reader may stop
+early once it has extracted more than `max_chars` (the caller refuses such a text, naming the
+limit); formats that expand (PDF, .docx) do, so a small file cannot cost minutes of work. Folder
+walking, size limits and corpus .jsonl files are in loaders.
 """
 
 from __future__ import annotations
@@ -50,11 +53,11 @@ def normalize(text: str) -> str:
 _MD_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
-def _read_txt(path: Path) -> tuple[str, str]:
+def _read_txt(path: Path, max_chars: int) -> tuple[str, str]:
     return _decode(path.read_bytes(), ".txt"), ""
 
 
-def _read_md(path: Path) -> tuple[str, str]:
+def _read_md(path: Path, max_chars: int) -> tuple[str, str]:
     text = _decode(path.read_bytes(), ".md")
     heading = _MD_HEADING.search(text)
     return text, heading.group(1) if heading else ""
@@ -71,7 +74,7 @@ _PARAGRAPH_TAGS = [
 _PARA, _LINE = "\ue000", "\ue001"
 
 
-def _read_html(path: Path) -> tuple[str, str]:
+def _read_html(path: Path, max_chars: int) -> tuple[str, str]:
     from bs4 import BeautifulSoup
 
     data = path.read_bytes()
@@ -102,13 +105,18 @@ def _read_html(path: Path) -> tuple[str, str]:
     return text, title
 
 
-def _read_pdf(path: Path) -> tuple[str, str]:
+def _read_pdf(path: Path, max_chars: int) -> tuple[str, str]:
     from pypdf import PdfReader
 
     reader = PdfReader(path)
     if reader.is_encrypted and not reader.decrypt(""):
         raise UnsupportedInputError("PDF is password-protected (save an unprotected copy)")
-    pages = [normalize(page.extract_text() or "") for page in reader.pages]
+    pages, total = [], 0
+    for page in reader.pages:
+        pages.append(normalize(page.extract_text() or ""))
+        total += len(pages[-1]) + 2
+        if total > max_chars:
+            break  # the caller refuses it; the rest of the pages need not be read
     text = "\n\n".join(p for p in pages if p)
     if not text:
         raise UnsupportedInputError("PDF has no extractable text (scanned? run OCR on it first)")
@@ -116,7 +124,11 @@ def _read_pdf(path: Path) -> tuple[str, str]:
     return text, str(title)
 
 
-def _read_docx(path: Path) -> tuple[str, str]:
+# XML bytes of a .docx body per character of text it may hold, before it is not even parsed.
+_DOCX_XML_PER_CHAR = 40
+
+
+def _read_docx(path: Path, max_chars: int) -> tuple[str, str]:
     import zipfile
 
     import docx
@@ -124,13 +136,28 @@ def _read_docx(path: Path) -> tuple[str, str]:
     from docx.table import Table
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            xml_bytes = sum(i.file_size for i in archive.infolist() if i.filename.endswith(".xml"))
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UnsupportedInputError(
+            "not a valid .docx file (an old .doc, or damaged? save it again as .docx)"
+        ) from e
+    if xml_bytes > max(16 * 1024 * 1024, _DOCX_XML_PER_CHAR * max_chars):
+        raise UnsupportedInputError(
+            f"it expands to {xml_bytes / (1024 * 1024):.0f} MB of XML, more than a text of "
+            f"{max_chars:,} characters (the limit for one file) needs"
+        )
+    try:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError) as e:
         raise UnsupportedInputError(
             "not a valid .docx file (an old .doc, or damaged? save it again as .docx)"
         ) from e
-    blocks = []
+    blocks: list[str] = []
+    total = 0
     for item in document.iter_inner_content():
+        if total > max_chars:
+            break  # the caller refuses it; the rest need not be read
         if isinstance(item, Table):
             rows = []
             for row in item.rows:
@@ -144,11 +171,12 @@ def _read_docx(path: Path) -> tuple[str, str]:
             blocks.append("\n".join(r for r in rows if r))
         else:
             blocks.append(item.text.strip())
+        total += len(blocks[-1]) + 2
     return "\n\n".join(b for b in blocks if b), document.core_properties.title or ""
 
 
 # Each returns (text, title); an empty title means "use the file name".
-READERS: dict[str, Callable[[Path], tuple[str, str]]] = {
+READERS: dict[str, Callable[[Path, int], tuple[str, str]]] = {
     ".txt": _read_txt,
     ".md": _read_md,
     ".html": _read_html,
