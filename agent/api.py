@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent.citations import SupportScorer
 from agent.config import AgentConfig
 from agent.dialogue import DialogueManager, TurnConfig
+from agent.limits import check_message, check_text
 from agent.protocols import LM, CancelToken
 from agent.state import DialogueStore, SessionInfo, TurnRecord
 from agent.types import Done, Event, Reply
@@ -90,12 +91,30 @@ class Agent:
         kbs: Sequence[str] | None = None,
         filters: Filters | None = None,
         cancel: CancelToken | None = None,
+        owner: str | None = None,
+        readable: Collection[str] | None = None,
     ) -> Iterator[Event]:
-        """Events of one turn: Rewritten, Routed, Retrieved, Token..., Done(reply)."""
-        if not message or not message.strip():
-            raise ValueError("the message is empty: type a question")
-        sid = session_id or self.store.create_session(title=message.strip()[:60])
+        """Events of one turn: Rewritten, Routed, Retrieved, Token..., Done(reply).
+
+        The message is checked first (empty, over `config.max_message_chars`, not Unicode text:
+        ValueError) and so is `session_id` (unknown, or not `owner`'s: SessionNotFoundError),
+        before anything is stored or generated. `owner` is the user the session belongs to
+        (None: any session). `readable`, when given, is every knowledge base that user may
+        read: nothing else is searched (with automatic routing, all of them are).
+        """
+        check_message(message, self.config.max_message_chars)
+        if session_id is not None:
+            self.store.session(session_id, owner)
         chosen = list(kbs) if kbs else list(self.config.kbs) or None
+        if readable is not None:
+            allowed = set(readable)
+            if chosen is not None:
+                chosen = [kb for kb in chosen if kb in allowed]
+            elif allowed != set(self.manager.kb_domains):
+                chosen = sorted(allowed & set(self.manager.kb_domains))
+            if chosen == []:
+                raise ValueError("no knowledge base you may read was chosen")
+        sid = session_id or self.store.create_session(title=message.strip()[:60], owner=owner or "")
         return self.manager.turn(sid, message, kbs=chosen, filters=filters, cancel=cancel)
 
     def ask(self, message: str, session_id: str | None = None, **kwargs: Any) -> Reply:
@@ -105,31 +124,44 @@ class Agent:
                 return event.reply
         raise RuntimeError("the turn ended without a reply")  # turn() always ends with Done
 
-    def new_session(self, title: str = "", history: Sequence[Mapping[str, str]] = ()) -> str:
+    def new_session(
+        self,
+        title: str = "",
+        history: Sequence[Mapping[str, str]] = (),
+        owner: str = "",
+    ) -> str:
         """Start a session, optionally seeded with prior turns (OpenAI-style role/content pairs).
 
         Seeded turns are stored as they are, without generation, so a stateless client (the HTTP
         API, an evaluation case) gets the same follow-up rewriting as a chat that lived them.
         """
-        sid = self.store.create_session(title)
-        for user, answer in _pairs(history):
+        pairs = list(_pairs(history))
+        for user, answer in pairs:  # checked before the session is created
+            check_text(user, "a history message")
+            check_text(answer, "a history message")
+        sid = self.store.create_session(title, owner=owner)
+        for user, answer in pairs:
             self.store.append_turn(sid, TurnRecord(user_text=user, answer=answer, model="history"))
         return sid
 
-    def sessions(self) -> list[SessionInfo]:
-        return self.store.sessions()
+    # `owner`: the user whose sessions these are (None: every session, as on the command line).
 
-    def history(self, session_id: str) -> list[TurnRecord]:
-        return self.store.history(session_id)
+    def sessions(self, owner: str | None = None) -> list[SessionInfo]:
+        return self.store.sessions(owner)
 
-    def rename_session(self, session_id: str, title: str) -> None:
-        self.store.rename_session(session_id, title)
+    def history(self, session_id: str, owner: str | None = None) -> list[TurnRecord]:
+        return self.store.history(session_id, owner=owner)
 
-    def delete_session(self, session_id: str) -> bool:
-        return self.store.delete_session(session_id)
+    def rename_session(self, session_id: str, title: str, owner: str | None = None) -> None:
+        self.store.rename_session(session_id, title, owner)
 
-    def feedback(self, turn_id: int, rating: int, comment: str = "") -> int:
-        return self.store.add_feedback(turn_id, rating, comment)
+    def delete_session(self, session_id: str, owner: str | None = None) -> bool:
+        return self.store.delete_session(session_id, owner)
+
+    def feedback(
+        self, turn_id: int, rating: int, comment: str = "", owner: str | None = None
+    ) -> int:
+        return self.store.add_feedback(turn_id, rating, comment, owner)
 
     def summarize(
         self,

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# The longest message a turn accepts, in characters: the CLI, the Python API, the HTTP API and the
+# chat all refuse longer ones before any model runs (a long message is also a long prompt).
+MAX_MESSAGE_CHARS = 4000
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -29,11 +33,14 @@ class AgentConfig:
     history_turns: int = 3
     gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD
     strict: bool = True
+    max_message_chars: int = MAX_MESSAGE_CHARS
     fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.max_new_tokens < 1 or self.context_tokens < 1:
-            raise ValueError("k, max_new_tokens and context_tokens must be at least 1")
+        if min(self.k, self.max_new_tokens, self.context_tokens, self.max_message_chars) < 1:
+            raise ValueError(
+                "k, max_new_tokens, context_tokens and max_message_chars must be at least 1"
+            )
         if self.device not in (None, "cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
 

@@ -189,6 +189,13 @@ def m003_notice_kinds(db: Database) -> None:
         )
 
 
+@migration
+def m004_session_owner(db: Database) -> None:
+    """Sessions belong to a user (ui/users.py); '' for sessions of a server without accounts."""
+    db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX idx_sessions_owner ON sessions (owner)")
+
+
 def _legacy_notice_kind(text: str, refused: bool) -> str:
     """The kind of a notice written before m003, from the wording agent/policy.py used."""
     lowered = text.lower()

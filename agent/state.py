@@ -97,6 +97,7 @@ class SessionInfo:
     created_at: str
     updated_at: str  # when the last turn was appended (or the session created)
     turns: int
+    owner: str = ""  # the user it belongs to; "" when no accounts are used
 
 
 @dataclass(frozen=True)
@@ -137,48 +138,77 @@ class DialogueStore:
     ) -> None:
         self.close()
 
-    def create_session(self, title: str = "") -> str:
-        """Start an empty session and return its id (uuid4 hex)."""
+    # Ownership: every method that takes a session or turn id also takes `owner`. None (the
+    # command line, a single-user server) sees every session; a user name sees only that user's,
+    # and another user's id is answered exactly as an unknown one, so ids do not leak.
+
+    def create_session(self, title: str = "", owner: str = "") -> str:
+        """Start an empty session belonging to `owner` and return its id (uuid4 hex)."""
         session_id = uuid.uuid4().hex
         now = utc_now()
+        title, owner = _text(str(title), "the session title"), _text(str(owner), "the owner")
         with self._write() as db:
             db.execute(
-                "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                [session_id, str(title), now, now],
+                "INSERT INTO sessions (id, title, created_at, updated_at, owner) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [session_id, title, now, now, owner],
             )
         return session_id
 
-    def sessions(self) -> list[SessionInfo]:
-        """Every session, most recently active first."""
+    def sessions(self, owner: str | None = None) -> list[SessionInfo]:
+        """Every session (of `owner`, when given), most recently active first."""
+        if owner is not None and not _storable(owner):
+            return []
+        where, params = ("", []) if owner is None else ("WHERE s.owner = ?", [owner])
         with self._read() as db:
-            rows = list(db.query(_SESSIONS_SQL.format(where="") + _NEWEST_FIRST))
+            rows = list(db.query(_SESSIONS_SQL.format(where=where) + _NEWEST_FIRST, params))
         return [SessionInfo(**row) for row in rows]
 
-    def session(self, session_id: str) -> SessionInfo:
-        with self._read() as db:
-            rows = list(db.query(_SESSIONS_SQL.format(where="WHERE s.id = ?"), [session_id]))
-        if not rows:
+    def session(self, session_id: str, owner: str | None = None) -> SessionInfo:
+        """The session, or SessionNotFoundError (also for another owner's session)."""
+        rows = []
+        if _storable(session_id) and (owner is None or _storable(owner)):
+            with self._read() as db:
+                rows = list(db.query(_SESSIONS_SQL.format(where="WHERE s.id = ?"), [session_id]))
+        if not rows or (owner is not None and rows[0]["owner"] != owner):
             raise SessionNotFoundError(_no_session(session_id))
         return SessionInfo(**rows[0])
 
-    def rename_session(self, session_id: str, title: str) -> None:
+    def rename_session(self, session_id: str, title: str, owner: str | None = None) -> None:
+        self.session(session_id, owner)
+        title = _text(str(title), "the session title")
         with self._write() as db:
-            cur = db.execute("UPDATE sessions SET title = ? WHERE id = ?", [str(title), session_id])
+            cur = db.execute("UPDATE sessions SET title = ? WHERE id = ?", [title, session_id])
             if cur.rowcount == 0:
                 raise SessionNotFoundError(_no_session(session_id))
 
-    def delete_session(self, session_id: str) -> bool:
-        """Remove the session with its turns, evidence and feedback; False if it did not exist."""
+    def delete_session(self, session_id: str, owner: str | None = None) -> bool:
+        """Remove the session with its turns, evidence and feedback; False if it did not exist
+        (or is not `owner`'s)."""
+        try:
+            self.session(session_id, owner)
+        except SessionNotFoundError:
+            return False
         with self._write() as db:
             # Turns, evidence and feedback go by ON DELETE CASCADE (foreign_keys is on).
             return db.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount > 0
 
-    def history(self, session_id: str, limit: int | None = None) -> list[TurnRecord]:
-        """The session's last `limit` turns (all when None), oldest first; [] for an unknown id."""
+    def history(
+        self, session_id: str, limit: int | None = None, owner: str | None = None
+    ) -> list[TurnRecord]:
+        """The session's last `limit` turns (all when None), oldest first; [] for an unknown id
+        (or another owner's)."""
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        if not _storable(session_id):
+            return []
+        if owner is not None:
+            try:
+                self.session(session_id, owner)
+            except SessionNotFoundError:
+                return []
         ids_sql = "SELECT id FROM turns WHERE session_id = ? ORDER BY idx DESC LIMIT ?"
         with self._read() as db:
             turns = _load_turns(db, ids_sql, [session_id, -1 if limit is None else limit])
@@ -191,6 +221,7 @@ class DialogueStore:
         """
         if not isinstance(session_id, str) or not session_id.strip():
             raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
+        _text(session_id, "session_id")
         row = _turn_row(turn)
         evidence = [_evidence_row(rank, ev) for rank, ev in enumerate(turn.evidence)]
         now = utc_now()
@@ -208,24 +239,43 @@ class DialogueStore:
             db.table("evidence").insert_all({"turn_id": turn_id, **ev} for ev in evidence)
         return turn_id
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str = "") -> int:
-        """Record a +1 / -1 rating of a turn; return the feedback id. Ratings accumulate."""
+    def add_feedback(
+        self, turn_id: int, rating: int, comment: str = "", owner: str | None = None
+    ) -> int:
+        """Record a +1 / -1 rating of a turn (of `owner`'s sessions, when given); return the
+        feedback id. Ratings accumulate."""
         if isinstance(rating, bool) or rating not in (1, -1):
             raise ValueError(f"rating must be 1 (helpful) or -1 (not helpful), got {rating!r}")
+        if isinstance(turn_id, bool) or not isinstance(turn_id, int):
+            raise TurnNotFoundError(f"no turn with id {turn_id!r}")
+        comment = _text(str(comment), "the comment")
         with self._write() as db:
-            if not db.execute("SELECT 1 FROM turns WHERE id = ?", [turn_id]).fetchone():
+            found = db.execute(
+                "SELECT s.owner FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
+                [turn_id],
+            ).fetchone()
+            if not found or (owner is not None and found[0] != owner):
                 raise TurnNotFoundError(
                     f"no turn with id {turn_id!r}; its session may have been deleted, "
                     "so reload the session before rating"
                 )
-            row = {"turn_id": turn_id, "rating": rating, "comment": str(comment)}
+            row = {"turn_id": turn_id, "rating": rating, "comment": comment}
             return cast(int, db.table("feedback").insert({**row, "created_at": utc_now()}).last_pk)
 
-    def feedback(self) -> list[tuple[FeedbackRecord, TurnRecord]]:
-        """Every rating with the turn it rates (evidence included), oldest first, for export."""
+    def feedback(self, owner: str | None = None) -> list[tuple[FeedbackRecord, TurnRecord]]:
+        """Every rating (of `owner`'s sessions, when given) with the turn it rates (evidence
+        included), oldest first, for export."""
+        ids_sql = (
+            "SELECT f.turn_id FROM feedback f JOIN turns t ON t.id = f.turn_id "
+            "JOIN sessions s ON s.id = t.session_id WHERE ? IS NULL OR s.owner = ?"
+        )
         with self._read() as db:
-            rows = list(db.query("SELECT * FROM feedback ORDER BY id"))
-            turns = _load_turns(db, "SELECT turn_id FROM feedback", [])
+            turns = _load_turns(db, ids_sql, [owner, owner])
+            rows = [
+                row
+                for row in db.query("SELECT * FROM feedback ORDER BY id")
+                if row["turn_id"] in turns
+            ]
         return [(FeedbackRecord(**row), turns[row["turn_id"]]) for row in rows]
 
     @contextmanager
@@ -246,18 +296,41 @@ class DialogueStore:
 
 
 _SESSIONS_SQL = """
-SELECT s.id, s.title, s.created_at, s.updated_at, COUNT(t.id) AS turns
+SELECT s.id, s.title, s.created_at, s.updated_at, COUNT(t.id) AS turns, s.owner
 FROM sessions s LEFT JOIN turns t ON t.session_id = s.id {where}
 GROUP BY s.id
 """
 _NEWEST_FIRST = "ORDER BY s.updated_at DESC, s.rowid DESC"
 
 
-def _no_session(session_id: str) -> str:
+def _no_session(session_id: object) -> str:
+    shown = ascii(session_id)  # escaped: the id may hold anything a client sent
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
     return (
-        f"no dialogue session with id {session_id!r}; it may have been deleted. "
+        f"no dialogue session with id {shown}; it may have been deleted. "
         "List sessions with DialogueStore.sessions() or start one with create_session()"
     )
+
+
+def _storable(value: object) -> bool:
+    """A string SQLite can bind (UTF-8 encodable: no lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: str, what: str) -> str:
+    """`value` if it can be stored; else ValueError naming `what`, never a UnicodeEncodeError."""
+    if not _storable(value):
+        raise ValueError(
+            f"{what} is not valid Unicode text (it holds a lone surrogate); send UTF-8 text"
+        )
+    return value
 
 
 def _open_error(path: Path, e: sqlite3.DatabaseError) -> str:
@@ -287,6 +360,10 @@ def _turn_row(turn: TurnRecord) -> dict[str, Any]:
         raise TypeError(f"append_turn takes a TurnRecord, got {type(turn).__name__}")
     if not isinstance(turn.user_text, str):
         raise ValueError(f"turn.user_text must be a string, got {type(turn.user_text).__name__}")
+    for name in ("user_text", "answer", "rewritten_query", "intent", "domain", "model"):
+        value = getattr(turn, name)
+        if isinstance(value, str):
+            _text(value, f"turn.{name}")
     return {
         "user_text": turn.user_text,
         "rewritten_query": turn.rewritten_query,

@@ -27,7 +27,6 @@ def test_loopback_is_the_default_and_needs_no_login(capsys):
     [
         ([], "UI and the API"),
         (["--username", "u", "--password", "p"], "API"),
-        (["--api-token", "t"], "UI"),
     ],
 )
 def test_binding_beyond_loopback_needs_both_logins(argv, open_part):
@@ -43,11 +42,18 @@ def test_binding_beyond_loopback_with_logins_is_allowed(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_an_api_token_alone_guards_the_ui_too(capsys):
+    # The UI then asks for a login whose password is the token (ui/auth.py, issue 11 finding 4).
+    settings = _settings("--host", "0.0.0.0", "--api-token", "t")
+    assert settings.open_parts == () and not settings.exposed_without_auth
+    assert capsys.readouterr().err == ""
+
+
 def test_insecure_allows_it_with_a_warning(capsys):
-    settings = _settings("--host", "0.0.0.0", "--insecure", "--api-token", "t")
-    assert settings.exposed_without_auth and settings.open_parts == ("UI",)
+    settings = _settings("--host", "0.0.0.0", "--insecure", "--username", "u", "--password", "p")
+    assert settings.exposed_without_auth and settings.open_parts == ("API",)
     err = capsys.readouterr().err
-    assert "WARNING" in err and "the UI on 0.0.0.0:7860 can be used by anyone" in err
+    assert "WARNING" in err and "the API on 0.0.0.0:7860 can be used by anyone" in err
 
 
 def test_the_command_refuses_an_open_public_binding():

@@ -17,12 +17,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import Agent
+from agent.limits import MessageTooLongError, check_text
 from agent.protocols import CancelToken
 from agent.state import SessionNotFoundError
 from agent.types import Done, Event, Reply, Token
 from ui.api_docs import document_routes
-from ui.api_guard import api_guard
+from ui.api_guard import api_guard, principal
 from ui.api_schemas import ChatRequest, chunk, completion, completion_id, error_body, final_chunk
+from ui.auth import Access
 from ui.settings import ServerSettings
 
 AUTO = "auto"
@@ -30,15 +32,21 @@ T = TypeVar("T")
 _END = object()
 
 
-def api_router(agent: Agent, settings: ServerSettings) -> APIRouter:
+def api_router(agent: Agent, settings: ServerSettings, access: Access | None = None) -> APIRouter:
     """Every /v1 route, behind the rate limit and (when set) the bearer token."""
-    router = APIRouter(prefix="/v1", dependencies=[Depends(api_guard(settings))])
+    access = access or Access(settings)
+    router = APIRouter(prefix="/v1", dependencies=[Depends(api_guard(access))])
     turns = _Turns(settings.concurrency_limit, settings.max_queue)
 
     @router.get("/models", summary="Knowledge bases to ask, and auto")
-    def models() -> dict[str, Any]:
+    def models(request: Request) -> dict[str, Any]:
         data = [{"id": AUTO, "object": "model", "created": 0, "owned_by": "citewise"}]
+        readable = set(
+            access.readable(principal(request), [kb.name for kb in agent.library.list()])
+        )
         for kb in agent.library.list():
+            if kb.name not in readable:
+                continue
             data.append(
                 {
                     "id": kb.name,
@@ -60,9 +68,14 @@ def api_router(agent: Agent, settings: ServerSettings) -> APIRouter:
     )
     async def chat_completions(
         body: ChatRequest,
+        request: Request,
         x_session_id: str | None = Header(None, description="same as the body's session_id"),
     ) -> dict[str, Any] | StreamingResponse:
-        message, kbs = _check(agent, settings, body)
+        user = principal(request)
+        all_kbs = [kb.name for kb in agent.library.list()]
+        readable = access.readable(user, all_kbs)
+        message, kbs = _check(readable, settings, body)
+        restricted = None if len(readable) == len(all_kbs) else readable
         session_id = body.session_id or x_session_id
         history = [{"role": m.role, "content": m.text} for m in body.messages[:-1]]
         history = [m for m in history if m["role"] in ("user", "assistant")]
@@ -70,11 +83,17 @@ def api_router(agent: Agent, settings: ServerSettings) -> APIRouter:
 
         def start() -> tuple[str, Iterator[Event]]:
             if session_id:
-                agent.store.session(session_id)  # an unknown id is a 404, not a new session
+                # An unknown id, or another user's, is a 404, not a new session.
+                agent.store.session(session_id, user.owner)
                 sid = session_id
             else:
-                sid = agent.new_session(message.strip()[:60], history=history)
-            return sid, agent.stream(message, sid, kbs=kbs, cancel=cancel)
+                sid = agent.new_session(
+                    message.strip()[:60], history=history, owner=user.name or ""
+                )
+            events = agent.stream(
+                message, sid, kbs=kbs, cancel=cancel, owner=user.owner, readable=restricted
+            )
+            return sid, events
 
         await turns.enter()
         streaming = False  # once streaming, the stream releases its place when it ends
@@ -90,20 +109,32 @@ def api_router(agent: Agent, settings: ServerSettings) -> APIRouter:
             reply = await turns.run(_finish, events)
         except SessionNotFoundError as e:
             raise HTTPException(404, str(e)) from e
+        except MessageTooLongError as e:
+            raise HTTPException(413, str(e)) from e
+        except ValueError as e:  # what the agent checks before it stores or generates anything
+            raise HTTPException(400, str(e)) from e
         finally:
             if not streaming:
                 turns.leave()
         return completion(reply, body.model)
 
-    router.include_router(document_routes(agent, settings))
+    router.include_router(document_routes(agent, settings, access))
     return router
 
 
-def _check(agent: Agent, settings: ServerSettings, body: ChatRequest) -> tuple[str, list[str]]:
+def _check(names: list[str], settings: ServerSettings, body: ChatRequest) -> tuple[str, list[str]]:
     """(the message to answer, the knowledge bases to search) or a 4xx naming what is wrong."""
     last = body.messages[-1]
     if last.role != "user" or not last.text.strip():
         raise HTTPException(400, "the last message must be a non-empty user message")
+    try:
+        for m in body.messages:
+            check_text(m.text, "a message")
+        for value in (body.session_id, body.model):
+            if value is not None:
+                check_text(value, "session_id and model")
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from e
     if len(body.messages) > settings.max_history_messages:
         raise HTTPException(
             413,
@@ -119,14 +150,18 @@ def _check(agent: Agent, settings: ServerSettings, body: ChatRequest) -> tuple[s
             )
     if body.model == AUTO:
         return last.text, []
-    names = [kb.name for kb in agent.library.list()]
     if body.model not in names:
         raise HTTPException(
             404,
-            f"no knowledge base named {body.model!r}; use one of {[AUTO, *names]} "
+            f"no knowledge base named {_shown(body.model)}; use one of {[AUTO, *names]} "
             "(GET /v1/models lists them)",
         )
     return last.text, [body.model]
+
+
+def _shown(value: str) -> str:
+    text = ascii(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _finish(events: Iterator[Event]) -> Reply:
@@ -206,10 +241,21 @@ def _data(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
+def _safe(text: str, most: int = 2000) -> str:
+    """An error message that can always be sent: lone surrogates escaped, cut to `most`."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    kinds = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+    kinds = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }
     return JSONResponse(
-        error_body(str(exc.detail), kinds.get(exc.status_code, "invalid_request_error")),
+        error_body(_safe(str(exc.detail)), kinds.get(exc.status_code, "invalid_request_error")),
         status_code=exc.status_code,
         headers=exc.headers,
     )
@@ -217,9 +263,11 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     where = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
     )
-    return JSONResponse(error_body(f"invalid request: {where}", "invalid_request_error"), 400)
+    return JSONResponse(
+        error_body(_safe(f"invalid request: {where}"), "invalid_request_error"), 400
+    )
 
 
 # For FastAPI(exception_handlers=...): errors in OpenAI's shape, which its clients read.

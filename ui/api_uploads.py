@@ -7,17 +7,26 @@ limits the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from agent import Agent
-from retrieval.types import DOMAINS
+from retrieval.kb import _NAME as KB_NAME
+from retrieval.loaders import Skipped, load_paths
+from retrieval.types import DOMAINS, Document
 from ui.settings import ServerSettings
 
 _MB = 1024 * 1024
+# A stored file name in bytes: well under the 255 of common file systems, with room to spare.
+MAX_NAME_BYTES = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/]")
 
 
 class UploadRejected(ValueError):
@@ -47,14 +56,42 @@ class UploadResult:
 
 
 def upload_dir(agent: Agent, kb: str) -> Path:
-    return agent.data_dir / "uploads" / kb
+    """`<data_dir>/uploads/<kb>`, for a knowledge-base name that passed `check_kb_name`."""
+    return agent.data_dir / "uploads" / check_kb_name(kb)
+
+
+def check_kb_name(kb: str) -> str:
+    """`kb` if it is a knowledge-base name the library accepts (so also a safe folder name);
+    else UploadRejected(400). Checked before anything touches the disk."""
+    if not isinstance(kb, str) or not KB_NAME.fullmatch(kb):
+        raise UploadRejected(
+            400,
+            f"knowledge base name {_shown(kb)} is not allowed: use letters, digits, '_' and '-', "
+            "starting with a letter or digit, at most 128 characters",
+        )
+    return kb
 
 
 def check_upload(name: str, size: int | None, settings: ServerSettings) -> str:
-    """The file's safe base name, or UploadRejected (415 wrong type, 413 too large, 400 no name)."""
-    base = Path(name.replace("\\", "/")).name
-    if not base or base.startswith("."):
-        raise UploadRejected(400, f"upload {name!r} has no usable file name")
+    """The file's safe base name, or UploadRejected (415 wrong type, 413 too large, 400 a name
+    that cannot be stored: none, hidden, control characters, not UTF-8, over 200 bytes)."""
+    base = Path((name or "").replace("\\", "/")).name
+    if not base or base.startswith(".") or base.strip() != base:
+        raise UploadRejected(400, f"upload {_shown(name)} has no usable file name")
+    if _UNSAFE.search(base):
+        raise UploadRejected(400, f"upload {_shown(name)}: control characters in the file name")
+    try:
+        encoded = base.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UploadRejected(
+            400, f"upload {_shown(name)}: the file name is not valid UTF-8"
+        ) from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise UploadRejected(
+            400,
+            f"upload file name of {len(encoded)} bytes is too long; the limit is "
+            f"{MAX_NAME_BYTES}: rename the file",
+        )
     ext = Path(base).suffix.lower()
     if ext not in settings.allowed_types:
         raise UploadRejected(
@@ -89,83 +126,129 @@ def ingest_uploads(
 ) -> UploadResult:
     """Check, store and ingest (name, file) pairs; returns once they are searchable.
 
-    Files the loaders cannot read are removed again and listed in `skipped`; when nothing could
-    be read the whole upload is rejected (422).
+    Everything that can be checked without the files' content (the knowledge-base name, the
+    count, the domain, each name and type) is checked before anything touches the disk. The
+    files are written to a fresh temporary folder inside the knowledge base's upload folder,
+    ingested from there, and only the ones that were ingested are moved into place (replacing
+    an earlier upload of the same name); the temporary folder is always removed, so a request
+    never deletes or overwrites a file it did not create, and a re-upload that cannot be read
+    keeps the old stored copy. Files the loaders cannot read are listed in `skipped`; when
+    nothing could be read the whole upload is rejected (422).
     """
+    check_kb_name(kb)
     check_count(len(files), settings)
     if domain is not None and domain not in DOMAINS:
         raise UploadRejected(400, f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
     names = [check_upload(name, None, settings) for name, _ in files]
     if len(set(names)) != len(names):
         raise UploadRejected(400, "two uploaded files have the same name; rename one")
-    folder = upload_dir(agent, kb)
-    folder.mkdir(parents=True, exist_ok=True)
-    limit = int(settings.max_upload_mb * _MB)
-    paths: list[Path] = []
-    try:
-        for name, (_, src) in zip(names, files, strict=True):
-            paths.append(_store(folder, name, src, limit))
-    except Exception:
-        _remove(paths)
-        raise
     if domain is None and kb in {info.name for info in agent.library.list()}:
         domain = agent.library.info(kb).domain
+    folder = upload_dir(agent, kb)
+    created = _make_dirs(folder)
+    limit = int(settings.max_upload_mb * _MB)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
+    moved: list[Path] = []
     try:
-        report = agent.library.ingest_paths(
-            kb, paths, domain=domain, max_bytes=limit, progress=False
-        )
-    except Exception:
-        _remove(paths)
-        raise
-    skipped = [{"file": Path(s.path).name, "reason": s.reason} for s in report.skipped]
-    _remove([p for p in paths if p.name in {s["file"] for s in skipped}])
-    if len(skipped) == len(paths):
-        reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
-        raise UploadRejected(422, f"no file could be read: {reasons}")
+        staged = [
+            _store(staging, name, src, limit) for name, (_, src) in zip(names, files, strict=True)
+        ]
+        docs: list[Document] = []
+        skipped: list[dict[str, str]] = []
+        for item in load_paths(
+            staged, domain=domain, max_bytes=limit, max_chars=settings.max_upload_chars
+        ):
+            if isinstance(item, Skipped):
+                skipped.append({"file": Path(item.path).name, "reason": item.reason})
+            else:
+                docs.append(_final_source(item, staging, folder))
+        bad = {s["file"] for s in skipped}
+        if not docs:
+            reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
+            raise UploadRejected(422, f"no file could be read: {reasons}")
+        report = agent.library.ingest_documents(kb, docs, progress=False)
+        skipped += [{"file": Path(s.path).name, "reason": s.reason} for s in report.skipped]
+        bad |= {Path(s.path).name for s in report.skipped}
+        for path in staged:
+            if path.name not in bad:
+                os.replace(path, folder / path.name)
+                moved.append(folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not moved:
+            _remove_empty(created)
     agent.refresh_knowledge_bases()
     stored = {doc.doc_id: doc for doc in agent.library.documents(kb)}
-    docs = [
+    result_docs = [
         StoredDoc(p.name, stored[p.name].title, stored[p.name].n_chunks)
-        for p in paths
+        for p in moved
         if p.name in stored
     ]
     return UploadResult(
-        kb, report.added, report.replaced, report.unchanged, report.chunks_added, docs, skipped
+        kb,
+        report.added,
+        report.replaced,
+        report.unchanged,
+        report.chunks_added,
+        result_docs,
+        skipped,
     )
 
 
 def delete_upload(agent: Agent, kb: str, doc_id: str) -> bool:
     """Remove a document from the knowledge base (at once from answers) and its stored upload."""
     deleted = agent.library.delete_doc(kb, doc_id)
-    if deleted:
-        stored = upload_dir(agent, kb) / Path(doc_id).name
-        if Path(doc_id).name == doc_id:
-            stored.unlink(missing_ok=True)
+    if deleted and KB_NAME.fullmatch(kb):
+        name = Path(doc_id).name
+        if name == doc_id and not name.startswith("."):
+            (upload_dir(agent, kb) / name).unlink(missing_ok=True)
     return deleted
 
 
 def _store(folder: Path, name: str, src: BinaryIO, limit: int) -> Path:
-    """Copy to `folder/name` through a temporary file, refusing more than `limit` bytes."""
+    """Copy to `folder/name` (a fresh staging folder), refusing more than `limit` bytes."""
     dest = folder / name
-    tmp = folder / f".{name}.part"
-    try:
-        with tmp.open("wb") as out:
-            copied = 0
-            while block := src.read(1024 * 1024):
-                copied += len(block)
-                if copied > limit:
-                    raise UploadRejected(
-                        413, f"{name} is larger than the limit of {limit / _MB:g} MB a file"
-                    )
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with dest.open("xb") as out:
+        copied = 0
+        while block := src.read(1024 * 1024):
+            copied += len(block)
+            if copied > limit:
+                raise UploadRejected(
+                    413, f"{name} is larger than the limit of {limit / _MB:g} MB a file"
+                )
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
     return dest
 
 
-def _remove(paths: Sequence[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+def _final_source(doc: Document, staging: Path, folder: Path) -> Document:
+    """The document as if read from where its file will be kept, not from the staging folder."""
+    if doc.source.startswith(str(staging) + os.sep):
+        return dataclasses.replace(doc, source=str(folder / Path(doc.source).name))
+    return doc
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """mkdir -p `folder`; the folders this call created, deepest first."""
+    missing = []
+    path = folder
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def _shown(value: object) -> str:
+    """A user-supplied value for an error message: quoted, escaped, cut to 80 characters."""
+    text = ascii(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from agent.state import SessionNotFoundError, TurnNotFoundError
 from retrieval.types import DOMAINS
 from ui import chat_session
+from ui.auth import Access
 from ui.chat_answer import ANY, AUTO, answer_steps
 from ui.chat_render import CHAT_CSS, details_markdown
 from ui.chat_session import ChatState, doc_choices, session_choices
 from ui.i18n import Labels, browser_lang, t
 from ui.kb_tab import build_kb_tab, kb_names
 from ui.settings import ServerSettings
+from ui.users import Principal
 
 if TYPE_CHECKING:
     from agent import Agent
@@ -31,18 +34,29 @@ LIGHT_CONCURRENCY = 8
 LM_EVENTS = "lm"  # answers, summaries and translations share the model, so one concurrency group
 
 
-def kb_choices(agent: Agent, lang: str) -> list[tuple[str, str]]:
-    return [(t("kb_auto", lang), AUTO), *((name, name) for name in kb_names(agent))]
+def kb_choices(agent: Agent, lang: str, names: list[str] | None = None) -> list[tuple[str, str]]:
+    """Automatic, then the knowledge bases `names` (default: all)."""
+    shown = kb_names(agent) if names is None else names
+    return [(t("kb_auto", lang), AUTO), *((name, name) for name in shown)]
 
 
 def domain_filter_choices(lang: str) -> list[tuple[str, str]]:
     return [(t("domain_any", lang), ANY), *((t("domain_" + d, lang), d) for d in DOMAINS)]
 
 
-def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
-    """The chat UI over `agent`, enforcing `settings`' message, upload and queue limits."""
+def build_chat(agent: Agent, settings: ServerSettings, access: Access | None = None) -> gr.Blocks:
+    """The chat UI over `agent`, enforcing `settings`' message, upload and queue limits, and
+    `access`: with accounts, each event acts for the logged-in user, who sees only their own
+    conversations and the knowledge bases they may read."""
     labels = Labels()
     private: dict[str, Any] = {"api_visibility": "private"}  # the documented API is /v1
+    access = access or Access(settings)
+
+    def who(request: gr.Request | None) -> Principal:
+        return access.ui_principal(request)
+
+    def readable_kbs(request: gr.Request | None) -> list[str]:
+        return access.readable(who(request), kb_names(agent))
 
     with gr.Blocks(title="citewise", analytics_enabled=False) as demo:
         # mount_gradio_app replaces Blocks-level css, so the page carries its own stylesheet.
@@ -97,15 +111,15 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
                         )
                     kb_select = labels.add_computed(
                         gr.Dropdown(
-                            kb_choices(agent, "en"),
+                            # With accounts the page is built before anyone logs in: on_load
+                            # fills in what the user may read.
+                            kb_choices(agent, "en", [] if access.users else None),
                             value=AUTO,
                             label=t("kb", "en"),
                             elem_id="cw-kb",
                         ),
-                        lambda lang_: {
-                            "choices": kb_choices(agent, lang_),
-                            "label": t("kb", lang_),
-                        },
+                        # The choices depend on the user: refreshed per request (on_load, below).
+                        lambda lang_: {"label": t("kb", lang_)},
                     )
                     domain = labels.add_computed(
                         gr.Dropdown(
@@ -177,12 +191,15 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
                             value="translate",
                         )
             with labels.add(gr.Tab(t("tab_kb", "en"), id="kb"), label="tab_kb"):
-                kb_tab = build_kb_tab(agent, settings, labels, lang)
+                kb_tab = build_kb_tab(agent, settings, labels, lang, access)
 
         def respond(
-            text: str, st: ChatState, kb: str, dom: str, lang_: str
+            text: str, st: ChatState, kb: str, dom: str, lang_: str, request: gr.Request
         ) -> Iterator[dict[Any, Any]]:
-            for step in answer_steps(agent, settings, st, text, kb, dom, lang_):
+            user = who(request)
+            restricted = access.restricted(user, kb_names(agent))
+            steps = answer_steps(agent, settings, st, text, kb, dom, lang_, user.owner, restricted)
+            for step in steps:
                 out: dict[Any, Any] = {state: st}
                 if step.messages is not None:
                     out[chatbot] = step.messages
@@ -192,7 +209,9 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
                 if step.status is not None:
                     out[status] = step.status
                 if step.reply is not None:
-                    out[sessions] = gr.update(choices=session_choices(agent), value=st.session_id)
+                    out[sessions] = gr.update(
+                        choices=session_choices(agent, user.owner), value=st.session_id
+                    )
                     out[doc] = gr.update(choices=doc_choices(st), value=None)
                 yield out
 
@@ -214,22 +233,31 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
         # Outside the queue, so Stop is not stuck behind the answer it is meant to stop.
         stop.click(stop_answer, state, None, queue=False, **private)
 
-        def on_like(st: ChatState, note: str, lang_: str, data: gr.LikeData) -> tuple[str, str]:
+        def on_like(
+            st: ChatState, note: str, lang_: str, data: gr.LikeData, request: gr.Request
+        ) -> tuple[str, str]:
             index = data.index if isinstance(data.index, int) else data.index[0]
             turn_id = st.turn_ids.get(index)
             rating = {True: 1, "Like": 1, False: -1, "Dislike": -1}.get(data.liked)
             if turn_id is None or rating is None:
                 return t("feedback_none", lang_), note
-            agent.feedback(turn_id, rating, (note or "").strip())
+            try:
+                agent.feedback(turn_id, rating, (note or "").strip(), who(request).owner)
+            except (TurnNotFoundError, ValueError):
+                return t("feedback_none", lang_), note
             return t("feedback_saved", lang_), ""
 
         chatbot.like(on_like, [state, comment, lang], [status, comment], **private)
 
-        def show_session(sid: str | None, lang_: str) -> tuple[Any, ...]:
+        def show_session(sid: str | None, lang_: str, request: gr.Request) -> tuple[Any, ...]:
             if not sid:
                 return _cleared(ChatState(), lang_)
-            st = chat_session.load_session(agent, sid, lang_)
-            turns = agent.history(sid)
+            owner = who(request).owner
+            try:
+                st = chat_session.load_session(agent, sid, lang_, owner)
+            except (SessionNotFoundError, ValueError):
+                return _cleared(ChatState(), lang_, t("no_session", lang_))
+            turns = agent.history(sid, owner)
             last = turns[-1] if turns else None
             info = (
                 details_markdown(
@@ -238,7 +266,7 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
                 if last
                 else t("no_details", lang_)
             )
-            title = next((s.title for s in agent.sessions() if s.id == sid), "")
+            title = next((s.title for s in agent.sessions(owner) if s.id == sid), "")
             return st, st.messages, info, gr.update(choices=doc_choices(st), value=None), title, ""
 
         def _cleared(st: ChatState, lang_: str, note: str = "") -> tuple[Any, ...]:
@@ -250,22 +278,31 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
             lambda: gr.update(value=None), None, sessions, **private
         )
 
-        def do_rename(st: ChatState, title: str, lang_: str) -> tuple[str, Any]:
-            note = chat_session.rename(agent, st, title, lang_)
-            return note, gr.update(choices=session_choices(agent), value=st.session_id)
+        def do_rename(
+            st: ChatState, title: str, lang_: str, request: gr.Request
+        ) -> tuple[str, Any]:
+            owner = who(request).owner
+            note = chat_session.rename(agent, st, title, lang_, owner)
+            return note, gr.update(choices=session_choices(agent, owner), value=st.session_id)
 
         rename.click(do_rename, [state, title_box, lang], [status, sessions], **private)
 
-        def do_delete(st: ChatState, lang_: str) -> tuple[Any, ...]:
-            fresh, note = chat_session.delete(agent, st, lang_)
+        def do_delete(st: ChatState, lang_: str, request: gr.Request) -> tuple[Any, ...]:
+            owner = who(request).owner
+            fresh, note = chat_session.delete(agent, st, lang_, owner)
             return (
                 *_cleared(fresh, lang_, note),
-                gr.update(choices=session_choices(agent), value=None),
+                gr.update(choices=session_choices(agent, owner), value=None),
             )
 
         delete.click(do_delete, [state, lang], [*shown, sessions], **private)
 
-        def do_summarize(st: ChatState, choice: str | None, lang_: str) -> tuple[Any, ...]:
+        def do_summarize(
+            st: ChatState, choice: str | None, lang_: str, request: gr.Request
+        ) -> tuple[Any, ...]:
+            kb_, _, _ = (choice or "").partition("/")
+            if choice and kb_ not in readable_kbs(request):
+                return st, st.messages, t("pick_doc", lang_)
             note = chat_session.summarize_into(agent, st, choice, lang_)
             return st, st.messages, note
 
@@ -282,23 +319,23 @@ def build_chat(agent: Agent, settings: ServerSettings) -> gr.Blocks:
         translate.click(do_translate, [state, lang], [state, chatbot, status], **lm_event)
 
         # A knowledge base created or filled in the other tab is offered in the chat at once.
-        for event in kb_tab.changed:
-            event.then(
-                lambda lang_: gr.update(choices=kb_choices(agent, lang_)),
-                lang,
-                kb_select,
-                **private,
-            )
+        def refresh_kbs(lang_: str, request: gr.Request) -> Any:
+            return gr.update(choices=kb_choices(agent, lang_, readable_kbs(request)))
 
-        lang.change(labels.updates, lang, labels.components, **private)
+        for event in kb_tab.changed:
+            event.then(refresh_kbs, lang, kb_select, **private)
+
+        lang.change(labels.updates, lang, labels.components, **private).then(
+            refresh_kbs, lang, kb_select, **private
+        )
 
         def on_load(request: gr.Request) -> tuple[Any, ...]:
             lang_ = browser_lang(request.headers.get("accept-language"))
-            names = kb_names(agent)
+            names = readable_kbs(request)
             return (
                 lang_,
-                gr.update(choices=session_choices(agent), value=None),
-                gr.update(choices=kb_choices(agent, lang_)),
+                gr.update(choices=session_choices(agent, who(request).owner), value=None),
+                gr.update(choices=kb_choices(agent, lang_, names)),
                 gr.update(choices=names, value=names[0] if names else None),
             )
 

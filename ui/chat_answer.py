@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agent.limits import check_text
 from agent.protocols import CancelToken, LMError
 from agent.state import DialogueStoreError
 from agent.types import Done, Reply, Retrieved, Rewritten, Route, Routed, Token
@@ -39,7 +40,7 @@ class Step:
 
 
 def scope(
-    agent: Agent, kb: str | None, domain: str | None
+    agent: Agent, kb: str | None, domain: str | None, readable: list[str] | None = None
 ) -> tuple[list[str] | None, Filters | None]:
     """Knowledge bases and filters for the selector values: automatic means the router picks;
     a domain filter with automatic searches every knowledge base, keeping that domain's passages.
@@ -50,7 +51,8 @@ def scope(
     if kb and kb != AUTO:
         return [kb], filters
     if filters is not None:
-        return sorted(agent.manager.kb_domains), filters
+        every = sorted(agent.manager.kb_domains)
+        return (every if readable is None else [k for k in every if k in readable]), filters
     return None, None
 
 
@@ -62,16 +64,27 @@ def answer_steps(
     kb: str | None,
     domain: str | None,
     lang: str,
+    owner: str | None = None,
+    readable: list[str] | None = None,
 ) -> Iterator[Step]:
-    """Run one turn for the tab `state` (updated in place) and yield the screens to show."""
-    message = (message or "").strip()
+    """Run one turn for the tab `state` (updated in place) and yield the screens to show.
+    `owner`: the logged-in user (None: no accounts); `readable`: the knowledge bases that user
+    may read, when some are hidden from them."""
+    message = (message or "").strip() if isinstance(message, str) else ""
     if not message:
         yield Step(status=t("empty", lang))
         return
     if len(message) > settings.max_message_chars:
         yield Step(status=t("too_long", lang, n=len(message), limit=settings.max_message_chars))
         return
-    kbs, filters = scope(agent, kb, domain)
+    try:
+        check_text(message, "the message")
+    except ValueError as e:
+        yield Step(status=f"⚠ {esc(str(e))}")
+        return
+    if readable is not None and kb and kb not in (AUTO, *readable):
+        kb = AUTO  # a knowledge base this user may not read is never searched
+    kbs, filters = scope(agent, kb, domain, readable)
     cancel = state.cancel = CancelToken()
     user = {"role": "user", "content": esc(message)}
     shown = [*state.messages, user, {"role": "assistant", "content": t("thinking", lang)}]
@@ -81,7 +94,13 @@ def answer_steps(
     n_hits: int | None = None
     try:
         for event in agent.stream(
-            message, state.session_id, kbs=kbs, filters=filters, cancel=cancel
+            message,
+            state.session_id,
+            kbs=kbs,
+            filters=filters,
+            cancel=cancel,
+            owner=owner,
+            readable=readable,
         ):
             if isinstance(event, Token):
                 streamed += event.text

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.protocols import CancelToken
+from agent.state import SessionNotFoundError
 from retrieval.lang import detect_lang
 from ui.chat_render import SourceView, answer_html, esc, turn_sources
 from ui.i18n import t
@@ -30,17 +31,20 @@ class ChatState:
     cancel: CancelToken | None = None  # raised by the Stop button
 
 
-def session_choices(agent: Agent) -> list[tuple[str, str]]:
-    """(label, session id) for the conversation list, newest activity first."""
-    infos = sorted(agent.sessions(), key=lambda s: s.updated_at, reverse=True)
+def session_choices(agent: Agent, owner: str | None = None) -> list[tuple[str, str]]:
+    """(label, session id) for the conversation list (`owner`'s only, when given), newest
+    activity first."""
+    infos = sorted(agent.sessions(owner), key=lambda s: s.updated_at, reverse=True)
     return [(f"{s.title or s.id[:8]} · {s.turns}", s.id) for s in infos]
 
 
-def load_session(agent: Agent, session_id: str, lang: str) -> ChatState:
-    """A tab state showing a stored conversation, rendered from what SQLite kept of each turn."""
+def load_session(agent: Agent, session_id: str, lang: str, owner: str | None = None) -> ChatState:
+    """A tab state showing a stored conversation, rendered from what SQLite kept of each turn.
+    SessionNotFoundError for an unknown id, or another owner's."""
+    agent.store.session(session_id, owner)
     domains = agent.manager.kb_domains
     state = ChatState(session_id=session_id)
-    for turn in agent.history(session_id):
+    for turn in agent.history(session_id, owner):
         state.messages.append({"role": "user", "content": esc(turn.user_text)})
         sources = turn_sources(turn, domains)
         content = answer_html(
@@ -64,21 +68,26 @@ def doc_choices(state: ChatState) -> list[tuple[str, str]]:
     return [(f"{kb} / {doc}", f"{kb}/{doc}") for kb, doc in state.cited_docs]
 
 
-def rename(agent: Agent, state: ChatState, title: str, lang: str) -> str:
+def rename(agent: Agent, state: ChatState, title: str, lang: str, owner: str | None = None) -> str:
     """Rename the tab's conversation; the status line to show."""
     if state.session_id is None:
         return t("no_session", lang)
     if not title.strip():
         return t("empty", lang)
-    agent.rename_session(state.session_id, title.strip()[:120])
+    try:
+        agent.rename_session(state.session_id, title.strip()[:120], owner)
+    except (SessionNotFoundError, ValueError) as e:
+        return f"⚠ {esc(str(e))}"
     return t("renamed", lang)
 
 
-def delete(agent: Agent, state: ChatState, lang: str) -> tuple[ChatState, str]:
+def delete(
+    agent: Agent, state: ChatState, lang: str, owner: str | None = None
+) -> tuple[ChatState, str]:
     """Delete the tab's conversation and start a new chat in its place."""
     if state.session_id is None:
         return ChatState(), t("no_session", lang)
-    agent.delete_session(state.session_id)
+    agent.delete_session(state.session_id, owner)
     return ChatState(), t("deleted", lang)
 
 

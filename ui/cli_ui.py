@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ui.settings import ServerSettings
@@ -18,23 +20,62 @@ def register(sub: Any) -> None:
         action="store_true",
         help="allow binding beyond loopback without --password and --api-token",
     )
-    p.add_argument("--username", help="login for the web UI (with --password)")
-    p.add_argument("--password", help="password for the web UI (with --username)")
-    p.add_argument("--api-token", help="bearer token required on /v1/*")
+    p.add_argument(
+        "--username", help="login for the web UI (with a password; or $CITEWISE_USERNAME)"
+    )
+    p.add_argument(
+        "--password",
+        help="password for the web UI (visible to `ps`: prefer --password-file or "
+        "$CITEWISE_PASSWORD)",
+    )
+    p.add_argument("--password-file", help="read the UI password from this file's first line")
+    p.add_argument(
+        "--api-token",
+        help="bearer token required on /v1/* and as the UI password (visible to `ps`: prefer "
+        "--api-token-file or $CITEWISE_API_TOKEN)",
+    )
+    p.add_argument("--api-token-file", help="read the API token from this file's first line")
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="reverse proxy (address or network) whose X-Forwarded-For is believed; repeatable",
+    )
     p.add_argument("--config", help="agent config file (.toml or .json)")
     p.add_argument("--lm", help="LM spec: bundled:smollm2, a local folder, a .gguf, or an http URL")
     p.set_defaults(func=cmd_ui)
 
 
-def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    """ServerSettings from the command line; ValueError when the binding would be unsafe."""
+def secret(flag: str | None, file: str | None, env: str) -> str | None:
+    """A password or token from its flag, else the first line of its file, else `$env`."""
+    if flag:
+        return flag
+    if file:
+        path = Path(file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"secret file {path} not found")
+        value = (
+            path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
+        )
+        if not value:
+            raise ValueError(f"secret file {path} is empty")
+        return value
+    return os.environ.get(env) or None
+
+
+def settings_from_args(args: argparse.Namespace, accounts: bool = False) -> ServerSettings:
+    """ServerSettings from the command line; ValueError when the binding would be unsafe.
+    `accounts`: user accounts exist in the data directory (`citewise users`)."""
     settings = ServerSettings(
         host=args.host,
         port=args.port,
         insecure=args.insecure,
-        username=args.username,
-        password=args.password,
-        api_token=args.api_token,
+        username=args.username or os.environ.get("CITEWISE_USERNAME") or None,
+        password=secret(args.password, args.password_file, "CITEWISE_PASSWORD"),
+        api_token=secret(args.api_token, args.api_token_file, "CITEWISE_API_TOKEN"),
+        trusted_proxies=tuple(args.trusted_proxy),
+        accounts=accounts,
     )
     if settings.exposed_without_auth:
         print(
@@ -47,8 +88,12 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from agent.config import AgentConfig
+    from retrieval.paths import data_dir
     from ui.server import serve
+    from ui.users import UserStore
 
-    settings = settings_from_args(args)
-    serve(settings, AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm))
+    config = AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm)
+    accounts = UserStore.for_data_dir(data_dir(config.data_dir)).has_users()
+    settings = settings_from_args(args, accounts)
+    serve(settings, config)
     return 0

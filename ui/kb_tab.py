@@ -11,12 +11,14 @@ import gradio as gr
 
 from retrieval.errors import RetrievalError
 from retrieval.types import DOMAINS
+from ui.auth import Access
 from ui.i18n import Labels, t
 from ui.settings import ServerSettings
 
 if TYPE_CHECKING:
     from agent import Agent
 
+ADMINS_ONLY = "only administrators add, delete or create knowledge bases"
 INGEST_CONCURRENCY = 1  # ingests embed on the CPU the model needs too: one at a time
 
 
@@ -104,11 +106,24 @@ class KBTab:
     changed: list[Any]
 
 
-def build_kb_tab(agent: Agent, settings: ServerSettings, labels: Labels, lang: Any) -> KBTab:
-    """Lay out the tab inside the current Blocks context and wire its events."""
-    names = kb_names(agent)
+def build_kb_tab(
+    agent: Agent, settings: ServerSettings, labels: Labels, lang: Any, access: Access | None = None
+) -> KBTab:
+    """Lay out the tab inside the current Blocks context and wire its events. With accounts,
+    a user sees the knowledge bases they may read, and only administrators change them."""
+    access = access or Access(settings)
+    # With accounts the page is built before anyone logs in: filled in per user on load.
+    names: list[str] = [] if access.users else kb_names(agent)
     first = names[0] if names else None
     private: dict[str, Any] = {"api_visibility": "private"}
+
+    def can_read(request: gr.Request | None, kb_name: str | None) -> bool:
+        if not kb_name:
+            return False
+        return bool(access.readable(access.ui_principal(request), [kb_name]))
+
+    def is_admin(request: gr.Request | None) -> bool:
+        return access.ui_principal(request).admin
 
     with gr.Row():
         with gr.Column(scale=2):
@@ -181,39 +196,55 @@ def build_kb_tab(agent: Agent, settings: ServerSettings, labels: Labels, lang: A
                     gr.Button(t("create_kb", "en"), elem_id="kb-create"), value="create_kb"
                 )
 
-    def show(kb_name: str | None) -> tuple[Any, Any]:
-        rows = doc_rows(agent, kb_name)
+    def show_rows(kb_name: str | None, request: gr.Request | None) -> tuple[Any, Any]:
+        rows = doc_rows(agent, kb_name) if can_read(request, kb_name) else []
         return rows, gr.update(choices=[r[0] for r in rows], value=None)
+
+    def show(kb_name: str | None, request: gr.Request) -> tuple[Any, Any]:
+        return show_rows(kb_name, request)
 
     def do_upload(
         kb_name: str,
         paths: list[str] | None,
         lang_: str,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[Any, ...]:
+        if not is_admin(request):
+            return (f"⚠ {ADMINS_ONLY}", None, *show_rows(kb_name, request))
         try:
             text = ingest_files(agent, kb_name, paths or [], settings, lang_, progress)
         except (RetrievalError, ValueError, OSError) as e:
             text = f"⚠ {e}"
-        return (text, None, *show(kb_name))
+        return (text, None, *show_rows(kb_name, request))
 
-    def do_delete(kb_name: str, doc_id: str | None, lang_: str) -> tuple[Any, ...]:
+    def do_delete(
+        kb_name: str, doc_id: str | None, lang_: str, request: gr.Request
+    ) -> tuple[Any, ...]:
+        if not is_admin(request):
+            return (f"⚠ {ADMINS_ONLY}", *show_rows(kb_name, request))
         if not kb_name or not doc_id:
-            return (t("no_kb", lang_), *show(kb_name))
+            return (t("no_kb", lang_), *show_rows(kb_name, request))
         from ui.api_uploads import delete_upload
 
-        gone = delete_upload(agent, kb_name, doc_id)
-        key = "doc_deleted" if gone else "doc_missing"
-        return (t(key, lang_, doc=doc_id, kb=kb_name), *show(kb_name))
-
-    def do_create(name: str, domain: str, lang_: str) -> tuple[Any, ...]:
         try:
-            agent.library.create(name.strip(), domain=domain)
+            gone = delete_upload(agent, kb_name, doc_id)
+        except RetrievalError:
+            gone = False
+        key = "doc_deleted" if gone else "doc_missing"
+        return (t(key, lang_, doc=doc_id, kb=kb_name), *show_rows(kb_name, request))
+
+    def do_create(name: str, domain: str, lang_: str, request: gr.Request) -> tuple[Any, ...]:
+        if not is_admin(request):
+            return (f"⚠ {ADMINS_ONLY}", gr.update(), gr.update())
+        try:
+            agent.library.create((name or "").strip(), domain=domain)
         except (RetrievalError, ValueError) as e:
             return (f"⚠ {e}", gr.update(), gr.update())
         agent.refresh_knowledge_bases()
         message = t("kb_created", lang_, kb=name.strip(), domain=t("domain_" + domain, lang_))
-        return (message, gr.update(choices=kb_names(agent), value=name.strip()), "")
+        names = access.readable(access.ui_principal(request), kb_names(agent))
+        return (message, gr.update(choices=names, value=name.strip()), "")
 
     kb.change(show, kb, [docs, doc_pick], **private)
     uploaded = upload.click(

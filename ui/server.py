@@ -13,15 +13,24 @@ from fastapi import FastAPI
 from agent import Agent
 from agent.config import AgentConfig
 from ui.settings import ServerSettings
+from ui.users import UserStore
 
 
-def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
+def create_app(agent: Agent, settings: ServerSettings, users: UserStore | None = None) -> FastAPI:
     """Compose the app. The API routes are registered before Gradio is mounted at "/", so they
-    win; Gradio serves only its own files, never the data directory (blocked explicitly)."""
+    win; Gradio serves only its own files, never the data directory (blocked explicitly).
+
+    With `settings.accounts`, logins and tokens are checked against `users` (default: the data
+    directory's users.db); see ui/auth.py for who may do what in each mode."""
     import gradio as gr
 
     from ui.api import ERROR_HANDLERS, api_router
+    from ui.auth import Access, LoginGuard
     from ui.chat import build_chat
+
+    if settings.accounts and users is None:
+        users = UserStore.for_data_dir(agent.data_dir)
+    access = Access(settings, users)
 
     app = FastAPI(
         title="citewise",
@@ -29,14 +38,15 @@ def create_app(agent: Agent, settings: ServerSettings) -> FastAPI:
         description="OpenAI-compatible chat completions with citations, and document routes.",
         exception_handlers=ERROR_HANDLERS,
     )
-    app.include_router(api_router(agent, settings))
+    app.include_router(api_router(agent, settings, access))
     # The chat sets its own queue and concurrency limits (ui/chat.py): the model is shared.
-    blocks = build_chat(agent, settings)
+    blocks = build_chat(agent, settings, access)
+    app.add_middleware(LoginGuard, settings=settings)
     return gr.mount_gradio_app(
         app,
         blocks,
         path="/",
-        auth=settings.auth,
+        auth=access.gradio_auth(),
         server_name=settings.host,
         server_port=settings.port,
         allowed_paths=[],
@@ -60,7 +70,15 @@ def serve(settings: ServerSettings, agent_config: AgentConfig) -> None:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         print(f"citewise: serving on http://{host}:{settings.port}  (API docs at /docs)")
         sys.stdout.flush()
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        # proxy_headers=False: uvicorn would trust X-Forwarded-For from loopback; ui/clients.py
+        # trusts it only from settings.trusted_proxies.
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            proxy_headers=False,
+        )
     finally:
         agent.close()
 
@@ -70,7 +88,8 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> I
     """Serve `app` from a thread for tests and benchmarks; yields its base URL, stops on exit."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="citewise-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+from agent.config import MAX_MESSAGE_CHARS
 
 # Types the knowledge-base loaders read (retrieval/loaders.py); anything else is refused at upload.
 ALLOWED_UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
@@ -17,13 +20,23 @@ class ServerSettings:
     insecure: bool = False
     username: str | None = None  # Gradio login for the UI
     password: str | None = None
-    api_token: str | None = None  # bearer token for /v1/*
+    api_token: str | None = None  # bearer token for /v1/* (and the UI password, alone)
+    # User accounts exist (`citewise users`, ui/users.py): logins and tokens are theirs.
+    accounts: bool = False
     max_upload_mb: float = 20.0  # per file
     max_upload_files: int = 20  # per request
+    max_upload_chars: int = 1_000_000  # text extracted from one uploaded file
     allowed_types: tuple[str, ...] = ALLOWED_UPLOAD_TYPES
-    max_message_chars: int = 4000
+    max_message_chars: int = MAX_MESSAGE_CHARS  # the agent's own limit (agent/config.py)
     max_history_messages: int = 64  # per API request; each earlier pair becomes a stored turn
     rate_limit_per_minute: int = 60  # per client on the API
+    # Addresses (or networks, "10.0.0.0/8") of reverse proxies whose X-Forwarded-For names the
+    # client; from anyone else the header is ignored, so it cannot dodge the rate limit.
+    trusted_proxies: tuple[str, ...] = ()
+    # Wrong UI passwords: after `login_max_failures` from one address (or for one user name)
+    # further attempts are refused for `login_lockout_s`, doubling with each further failure.
+    login_max_failures: int = 5
+    login_lockout_s: float = 30.0
     # One shared model on a small machine: answers run one or two at a time, the rest queue.
     concurrency_limit: int = 2
     max_queue: int = 64
@@ -37,8 +50,25 @@ class ServerSettings:
             raise ValueError("upload and message limits must be positive")
         if self.concurrency_limit < 1 or self.rate_limit_per_minute < 1:
             raise ValueError("concurrency_limit and rate_limit_per_minute must be at least 1")
+        if self.max_upload_chars < 1 or self.login_max_failures < 1 or self.login_lockout_s < 0:
+            raise ValueError(
+                "max_upload_chars and login_max_failures must be at least 1, login_lockout_s >= 0"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as e:
+                raise ValueError(
+                    f"trusted proxy {proxy!r} is not an IP address or network: {e}"
+                ) from None
         if (self.username is None) != (self.password is None):
             raise ValueError("give both --username and --password, or neither")
+        if self.accounts and (self.password is not None or self.api_token is not None):
+            raise ValueError(
+                "user accounts exist in this data directory: users log in with their own "
+                "passwords and API tokens (`citewise users token add NAME`), so --username, "
+                "--password and --api-token are not used; leave them out"
+            )
         if self.open_parts and not self.is_loopback and not self.insecure:
             raise ValueError(
                 f"binding {self.host} exposes the server beyond this machine, and the "
@@ -53,11 +83,9 @@ class ServerSettings:
     @property
     def open_parts(self) -> tuple[str, ...]:
         """The parts of the server anyone who can reach it may use: "UI" and/or "API"."""
-        return tuple(
-            part
-            for part, guarded in (("UI", self.password), ("API", self.api_token))
-            if not guarded
-        )
+        ui = self.accounts or self.password is not None or self.api_token is not None
+        api = self.accounts or self.api_token is not None
+        return tuple(part for part, guarded in (("UI", ui), ("API", api)) if not guarded)
 
     @property
     def exposed_without_auth(self) -> bool:
