@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from agent.citations import SupportScorer, citation, verify, with_markers
 from agent.context import fit_passages
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
+from agent.prompt_budget import fit_prompt
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
@@ -218,7 +219,7 @@ class DialogueManager:
         stats: list[GenerationStats] = []
         secret_shingles = shingles(secret)
         pieces = self.lm.stream(
-            messages,
+            fit_prompt(messages, self.lm, self.config.max_new_tokens),  # never past the window
             max_new_tokens=self.config.max_new_tokens,
             time_limit_s=self.config.time_limit_s,
             cancel=cancel,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agent.prompt_budget import PromptTooLongError, fit_prompt
 from agent.protocols import LM
 from prompts import render
 from retrieval.lang import detect_lang
@@ -108,7 +109,11 @@ def rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) ->
     lang = detect_lang(message)
     recent = list(history[-4:])
     prompt = render("rewrite", lang, history=recent, message=message)
-    text = "".join(lm.stream([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens))
+    try:
+        messages = fit_prompt([{"role": "user", "content": prompt}], lm, max_new_tokens)
+    except PromptTooLongError:
+        return message, False  # the history is too long to rewrite with: searched as it is
+    text = "".join(lm.stream(messages, max_new_tokens=max_new_tokens))
     lines = [line.strip(" \"'“”") for line in text.strip().splitlines() if line.strip()]
     candidate = lines[0] if lines else ""
     if plausible(candidate, message, recent):

@@ -359,3 +359,33 @@ def test_forwarded_for_counts_from_a_trusted_proxy(agent):
 def test_trusted_proxies_must_be_addresses():
     with pytest.raises(ValueError, match="not an IP address"):
         ServerSettings(trusted_proxies=("proxy.example",))
+
+
+# --- finding 6: a long history never overflows the model's window ----------------------------
+
+
+def test_prompt_budget_drops_old_history_to_fit_the_window(make_manager, scripted_lm):
+    from agent.prompt_budget import PER_MESSAGE_TOKENS, PromptTooLongError
+    from agent.state import TurnRecord
+
+    window = 900  # a small window, counted in words (ScriptedLM.count_tokens)
+    lm = scripted_lm(respond=lambda messages: "Scheele discovered oxygen. [1]")
+    lm.max_positions = window
+    manager = make_manager(lm, context_tokens=200)
+    sid = manager.store.create_session("long")
+    for i in range(3):
+        long = f"question {i} " + "word " * 250
+        manager.store.append_turn(sid, TurnRecord(user_text=long, answer="answer " * 100))
+    events = list(manager.turn(sid, "When did Carl Wilhelm Scheele discover oxygen?"))
+    assert events[-1].reply.answer
+    assert lm.calls, "the model was asked"
+    for call in lm.calls:
+        size = sum(lm.count_tokens(m["content"]) + PER_MESSAGE_TOKENS for m in call)
+        assert size <= window - 48
+    answer_call = lm.calls[-1]
+    assert answer_call[0]["role"] == "system" and answer_call[-1]["role"] == "user"
+    assert len(answer_call) < 2 + 6  # some of the 6 history messages were left out
+    asked = len(lm.calls)
+    with pytest.raises(PromptTooLongError, match="shorten the message"):
+        list(manager.turn(sid, "oxygen " * 1000))
+    assert len(lm.calls) == asked  # refused before the model read anything

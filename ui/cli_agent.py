@@ -48,10 +48,29 @@ def register(sub: Any) -> None:
     e.set_defaults(func=cmd_router_eval)
 
 
-def _agent(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace) -> Any:
+    """The agent's configuration: read without loading any model."""
+    from agent.config import AgentConfig
+
+    return AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb)
+
+
+def _check_session(config: Any, session: str | None) -> None:
+    """SessionNotFoundError for an unknown --session, before any model is loaded (as the HTTP
+    API answers 404): continuing a session never creates one by that name."""
+    if session is None:
+        return
+    from agent.state import DialogueStore
+    from retrieval.paths import data_dir
+
+    with DialogueStore(data_dir(config.data_dir) / "dialogue.db") as store:
+        store.session(session)
+
+
+def _agent(config: Any) -> Any:
     from agent import Agent
 
-    return Agent.from_config(args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb)
+    return Agent(config)
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -73,7 +92,12 @@ def _print_reply(reply: Reply) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    agent = _agent(args)
+    from agent.limits import check_message
+
+    config = _config(args)
+    check_message(args.message, config.max_message_chars)  # before minutes of model loading
+    _check_session(config, args.session)
+    agent = _agent(config)
     try:
         if args.json:
             reply = agent.ask(args.message, args.session)
@@ -115,7 +139,11 @@ def _stream_turn(agent: Any, message: str, session: str | None) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    agent = _agent(args)
+    from agent.limits import check_message
+
+    config = _config(args)
+    _check_session(config, args.session)
+    agent = _agent(config)
     session = args.session or agent.new_session("chat")
     print(f"session {session}; empty line or Ctrl-D to quit", file=sys.stderr)
     try:
@@ -126,6 +154,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 return 0
             if not message:
                 return 0
+            try:
+                check_message(message, config.max_message_chars)
+            except ValueError as e:
+                print(f"  ({e})", file=sys.stderr)
+                continue
             _stream_turn(agent, message, session)
     finally:
         agent.close()
