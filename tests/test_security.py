@@ -231,7 +231,7 @@ def test_long_file_name_leaves_the_kept_alive_connection_usable(agent):
 def test_chunked_upload_is_cut_off_at_the_limit(agent):
     sent = 0
     boundary = "cwboundary"
-    total_mb = 40
+    total_mb = 64
 
     def body() -> Iterator[bytes]:
         nonlocal sent
@@ -260,7 +260,9 @@ def test_chunked_upload_is_cut_off_at_the_limit(agent):
             assert response.request.headers.get("transfer-encoding") == "chunked"
         except httpx.HTTPError:
             pass  # the server may close the connection while the client is still sending
-    assert sent < total_mb * 1024 * 1024  # the client was stopped long before the end
+    # The server stopped reading past its ~2 MB limit: the client could not push more than the
+    # socket buffers hold beyond it, nowhere near the whole body (the old server read it all).
+    assert sent < total_mb * 1024 * 1024 / 2, sent
     assert snapshot(agent.data_dir) == before
 
 

@@ -26,6 +26,7 @@ from ui.auth import Access
 from ui.settings import ServerSettings
 
 _MB = 1024 * 1024
+_CLOSE = {"Connection": "close"}
 # Room for the multipart framing around the files themselves.
 _FRAMING_BYTES = 64 * 1024
 
@@ -114,14 +115,17 @@ def document_routes(
             declared = int(request.headers.get("content-length") or 0)
         except ValueError:
             raise HTTPException(400, "the Content-Length header is not a number") from None
+        # Connection: close, so the server stops receiving the rest instead of draining it.
         if declared > most:
-            raise HTTPException(413, f"upload of {declared / _MB:.1f} MB is {too_large}")
+            raise HTTPException(
+                413, f"upload of {declared / _MB:.1f} MB is {too_large}", headers=_CLOSE
+            )
         bounded = Request(request.scope, _bounded_receive(request, most))
         try:
             form = await bounded.form(max_files=settings.max_upload_files, max_fields=16)
         except _BodyTooLarge:
             raise HTTPException(
-                413, f"upload body is {too_large}; it was not read past the limit"
+                413, f"upload body is {too_large}; it was not read past the limit", headers=_CLOSE
             ) from None
         except (
             StarletteHTTPException
