@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -31,7 +32,14 @@ pytestmark = pytest.mark.slow  # about 2,400 requests: a few minutes on 2 cores
 SCALE = float(os.environ.get("CITEWISE_FUZZ_SCALE", "1"))
 EXAMPLES = {
     k: max(1, int(v * SCALE))
-    for k, v in {"chat": 900, "upload": 500, "delete": 250, "paths": 700, "headers": 600}.items()
+    for k, v in {
+        "chat": 900,
+        "upload": 500,
+        "delete": 250,
+        "paths": 700,
+        "headers": 600,
+        "accounts": 400,
+    }.items()
 }
 
 
@@ -65,12 +73,34 @@ def fuzz(education_data_dir, tmp_path_factory, scripted_lm):
         lm=scripted_lm(respond=lambda messages: "Hello."),
     )
     (data / "notes.md").write_text("a file at the top of the data directory\n")
+    from ui.users import UserStore
+
+    users = UserStore.for_data_dir(data)
+    users.add("alice", "alice-password")
+    users.add("root", "root-password", admin=True)
+    users.set_readers("fuzzkb", ["root"])  # the kb the good uploads create: hidden from alice
+    TOKENS.update({name: users.add_token(name)[1] for name in ("alice", "root")})
     before = _snapshot(data)
-    server = ServerSettings(rate_limit_per_minute=10**9, max_upload_mb=0.05, max_upload_files=3)
+    limits: dict[str, Any] = {
+        "rate_limit_per_minute": 10**9,
+        "max_upload_mb": 0.05,
+        "max_upload_files": 3,
+    }
     ledger = Ledger()
-    with TestClient(create_app(agent, server), raise_server_exceptions=False) as http:
+    open_app = create_app(agent, ServerSettings(**limits))
+    accounts_app = create_app(agent, ServerSettings(accounts=True, **limits), users)
+    with (
+        TestClient(open_app, raise_server_exceptions=False) as http,
+        TestClient(accounts_app, raise_server_exceptions=False) as accounts,
+    ):
+        ACCOUNTS.append(accounts)
         yield http, ledger, agent, before
+    users.close()
     agent.close()
+
+
+TOKENS: dict[str, str] = {}
+ACCOUNTS: list[TestClient] = []  # the same agent served with user accounts
 
 
 def _snapshot(folder: Path) -> dict[str, object]:
@@ -329,6 +359,63 @@ def test_fuzz_headers(fuzz, name, value, path):
     except (httpx.LocalProtocolError, UnicodeEncodeError, ValueError):
         return
     ledger.record(response, f"GET {path} {name}: {value!r:.80}")
+
+
+@settings(
+    max_examples=EXAMPLES["accounts"],
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+@given(
+    who=st.sampled_from(["alice", "root", "junk", "none", "cw_guess"]),
+    route=st.sampled_from(["chat", "continue", "models", "docs", "upload", "delete"]),
+    body=one_in_ten(good_chat, chat_body),
+    data=st.data(),
+)
+def test_fuzz_with_accounts(fuzz, who, route, body, data):
+    _, ledger, agent, _ = fuzz
+    http = ACCOUNTS[0]
+    headers = {"authorization": f"Bearer {TOKENS.get(who, who)}"} if who != "none" else {}
+    kb = data.draw(st.one_of(st.sampled_from(["education", "fuzzkb", "nope"]), hostile_text))
+    others = sorted(s.id for s in agent.sessions() if s.owner != who)
+    try:
+        if route in ("chat", "continue"):
+            if route == "continue" and others and isinstance(body, dict):
+                body = {**body, "session_id": data.draw(st.sampled_from(others))}
+            response = http.post("/v1/chat/completions", content=_encode(body), headers=headers)
+        elif route == "models":
+            response = http.get("/v1/models", headers=headers)
+        elif route == "docs":
+            response = http.get(f"/v1/knowledge_bases/{_path_part(kb)}/documents", headers=headers)
+        elif route == "upload":
+            files = [("files", ("acct.md", b"# Accounts\n\nA note.", "text/markdown"))]
+            url = f"/v1/knowledge_bases/{_path_part(kb) or 'x'}/documents"
+            response = http.post(url, headers=headers, files=files)
+        else:
+            url = f"/v1/knowledge_bases/{_path_part(kb) or 'x'}/documents/acct.md"
+            response = http.delete(url, headers=headers)
+    except (httpx.LocalProtocolError, UnicodeEncodeError):
+        return
+    ledger.record(response, f"accounts {who} {route} kb={kb!r} {body!r:.80}")
+    ok = response.status_code < 300
+    if who not in ("alice", "root"):
+        # 401, or 404/405 for a path no route matches (hostile kb names), never an answer
+        assert response.status_code in (401, 404, 405), (who, route, response.status_code)
+    if route == "continue" and isinstance(body, dict) and body.get("session_id") in others:
+        assert response.status_code in (400, 401, 404, 413), response.text  # never theirs
+    if who == "alice" and route in ("upload", "delete"):
+        assert not ok, response.text  # only administrators change knowledge bases
+    if who == "alice" and kb == "fuzzkb":
+        assert not ok or route in ("chat", "continue", "models"), response.text
+    if ok and route in ("chat", "continue"):
+        ledger.sessions.add(response.json()["session_id"])
+    if ok and route == "upload":
+        ledger.uploads.add((kb, "acct.md"))
+    if ok and route == "delete":
+        ledger.deleted.add((kb, "acct.md"))
+    if ok and route == "models" and who == "alice":
+        assert "fuzzkb" not in {m["id"] for m in response.json()["data"]}
 
 
 def test_fuzz_made_no_server_errors_and_changed_only_what_succeeded(fuzz):
