@@ -51,6 +51,7 @@ class Agent:
             time_limit_s=cfg.time_limit_s,
             history_turns=cfg.history_turns,
             strict=cfg.strict,
+            evidence_threshold=cfg.evidence_threshold,
         )
         if cfg.gate_threshold is not None:
             turn = dataclasses.replace(turn, gate_threshold=cfg.gate_threshold)

@@ -32,6 +32,9 @@ class AgentConfig:
     time_limit_s: float | None = 60.0
     history_turns: int = 3
     gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD
+    # Answerability: the best sentence's probability of answering (agent/evidence.py);
+    # default: the trained model's threshold; 0 answers whatever is on topic.
+    evidence_threshold: float | None = None
     strict: bool = True
     max_message_chars: int = MAX_MESSAGE_CHARS
     fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)

@@ -9,8 +9,12 @@ Retrieved text only reaches the answer prompt, fenced as quoted data, and what t
 checked on the way out: sentences that reproduce the prompt's rules are dropped (and generation
 stops as soon as the output starts copying them), so are sentences in another language than the
 user's and one cut off by the token budget; every citation is checked against its passage
-(agent/citations.py). When no sentence survives, the answer quotes the passage sentence the evidence
-gate found closest to the query, in the user's language where a passage is.
+(agent/citations.py, agent/claims.py). Evidence first (agent/evidence.py): a trained scorer
+ranks the passages' sentences before generation; the prompt holds the likeliest ones, the gate
+refuses when none is likely to answer, and the best one is quoted when the model's verified
+sentences do not rest on it (agent/grounding.py). A question the router calls out of scope is
+checked against the documents too: when they are on its topic it is answered or refused with
+sources, never called out of scope.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.citations import SupportScorer, citation, verify, with_markers
-from agent.context import fit_passages
-from agent.gate import DEFAULT_THRESHOLD, GateDecision, gate
+from agent.citations import SupportScorer
+from agent.context import evidence_hits, fit_passages
+from agent.evidence import EvidenceFinder
+from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
+from agent.grounding import ground
 from agent.prompt_budget import fit_prompt
 from agent.protocols import LM, CancelToken, GenerationStats
 from agent.rewrite import rewrite
@@ -44,8 +50,6 @@ from retrieval.lang import detect_lang
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters, Hit
 
-REFUSAL = {"en": "The documents do not say.", "zh": "资料中没有提到。"}
-_QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
 # Below this confidence a chit-chat or clarify verdict is checked against the documents first.
 PROBE_BELOW = 0.9
 
@@ -58,6 +62,7 @@ class TurnConfig:
     time_limit_s: float | None = 60.0
     history_turns: int = 3
     gate_threshold: float = DEFAULT_THRESHOLD
+    evidence_threshold: float | None = None  # None: the trained evidence model's own
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -81,6 +86,7 @@ class DialogueManager:
         self.router = router
         self.store = store
         self.scorer = scorer
+        self.finder = EvidenceFinder(scorer)
         self.kb_domains = dict(kb_domains)
         self.config = config or TurnConfig()
 
@@ -106,10 +112,16 @@ class DialogueManager:
             yield Rewritten(state.query, used_lm)
             route = state.route = self.route(state.query, kbs)
             probe = None
-            if route.intent in ("chitchat", "clarify") and route.intent_confidence < PROBE_BELOW:
+            unsure = (
+                route.intent in ("chitchat", "clarify") and route.intent_confidence < PROBE_BELOW
+            )
+            if unsure or route.intent == "out_of_scope":
+                if route.intent == "out_of_scope" and not kbs:
+                    route = dataclasses.replace(route, kbs=tuple(self.kb_domains))
                 self._search(state, route, filters, timings, t0)
                 probe = self._weigh(state, timings)
-                if probe.passed:
+                # Out of scope is for questions the documents are not about at all.
+                if probe.passed or (route.intent == "out_of_scope" and probe.on_topic):
                     method = f"{route.method}+evidence"
                     route = state.route = dataclasses.replace(
                         route, intent="knowledge", method=method
@@ -175,7 +187,8 @@ class DialogueManager:
             state.final = NOT_COVERED[state.lang]
             yield shown(state, state.final)
             return
-        passages = fit_passages(hits, self.lm.count_tokens, self.config.context_tokens)
+        shown_hits = evidence_hits(hits, decision.ranked)
+        passages = fit_passages(shown_hits, self.lm.count_tokens, self.config.context_tokens)
         system = render("answer", state.lang, route.domain, passages=passages)
         rules = system.split("<passages>")[0]
         messages = [
@@ -202,7 +215,10 @@ class DialogueManager:
 
     def _weigh(self, state: TurnState, timings: dict[str, float]) -> GateDecision:
         """The evidence gate's verdict on `state.hits`."""
-        decision = gate(state.query, state.hits, self.scorer, self.config.gate_threshold)
+        cfg = self.config
+        decision = weigh(
+            state.query, state.hits, self.finder, cfg.gate_threshold, cfg.evidence_threshold
+        )
         timings["gate_strength"] = round(decision.strength, 4)
         return decision
 
@@ -245,19 +261,17 @@ class DialogueManager:
     def _ground(
         self, state: TurnState, hits: Sequence[Hit], rules: str, decision: GateDecision
     ) -> tuple[str, tuple[Citation, ...], bool]:
-        """(answer, citations, refused): verified sentences only when strict; when the model wrote
-        nothing supported, the passage sentence closest to the query, quoted and cited."""
-        if any(marker in state.streamed for marker in REFUSAL.values()):
-            return REFUSAL[state.lang], (), True
-        text = self._usable(state, rules)
-        checked = verify(text, hits, self.scorer)
-        if not self.config.strict and checked.text:
-            return checked.text, checked.citations, False
-        if checked.grounded:
-            return checked.grounded, tuple(c for c in checked.citations if c.verified), False
-        n, quote = decision.best + 1, decision.evidence
-        cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
-        return _QUOTE[state.lang].format(text=with_markers(quote, [n])), (cite,), False
+        """(answer, citations, refused): see agent/grounding.py."""
+        return ground(
+            self._usable(state, rules),
+            raw=state.streamed,
+            query=state.query,
+            lang=state.lang,
+            hits=hits,
+            decision=decision,
+            scorer=self.scorer,
+            strict=self.config.strict,
+        )
 
     @staticmethod
     def _usable(state: TurnState, secret: str) -> str:

@@ -1,5 +1,12 @@
 """Evidence gate: when retrieval found nothing strong enough, refuse rather than let the LM invent.
 
+Two checks: are the passages on the question's topic (`gate`, below), and does some sentence of
+theirs answer it (the trained evidence scorer, agent/evidence.py: on-topic passages without the
+answer, such as RGB's negatives, pass the first check and fail the second). `weigh` runs both:
+the second decides whether to answer (the support score alone refused "Which team won Super Bowl
+50?" with the Super Bowl paragraphs on top); on topic but unanswered is a refusal with the
+closest sources, never the out-of-scope reply.
+
 Strength = the best support score (agent/citations.py) between the query and any of the top
 passages: the same lexical + embedding measure that verifies citations.
 
@@ -24,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.citations import SupportScorer
+from agent.evidence import Evidence, EvidenceFinder
 from retrieval.lang import detect_lang
 from retrieval.types import Hit
 
@@ -36,6 +44,8 @@ class GateDecision:
     strength: float
     best: int  # the hit to quote: see `gate`; -1 when there were none
     evidence: str = ""  # the sentence of that hit closest to the query
+    on_topic: bool = False  # the passages are about the question (the support check alone)
+    ranked: tuple[Evidence, ...] = ()  # candidate answer sentences, most likely first
 
 
 def gate(
@@ -62,3 +72,27 @@ def gate(
     ]
     best = max(readable or range(len(row)), key=lambda i: row[i][0])
     return GateDecision(strength >= threshold, strength, best, row[best][1])
+
+
+def weigh(
+    query: str,
+    hits: Sequence[Hit],
+    finder: EvidenceFinder,
+    threshold: float = DEFAULT_THRESHOLD,
+    evidence_threshold: float | None = None,
+) -> GateDecision:
+    """Both checks (module docstring). `best`/`evidence` become the most likely answer sentence,
+    in the query's language when one of those is likely enough. A threshold of 0 turns a check off.
+    """
+    topic = gate(query, hits, finder.scorer, threshold)
+    ranked = tuple(finder.rank(query, hits))
+    if not ranked:
+        return topic
+    cut = finder.model.threshold if evidence_threshold is None else evidence_threshold
+    lang = detect_lang(query)
+    readable = [e for e in ranked if e.score >= cut and (hits[e.hit].lang or lang) == lang]
+    top = readable[0] if readable else ranked[0]
+    answered = ranked[0].score >= cut
+    return GateDecision(
+        answered, top.score, top.hit, top.sentence, topic.passed or answered, ranked
+    )

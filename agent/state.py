@@ -31,6 +31,7 @@ from agent.types import Notice
 from retrieval.types import Hit
 
 BUSY_TIMEOUT_S = 10.0
+MAX_TOMBSTONES = 10_000  # deleted session ids a store remembers (see append_turn)
 
 
 class DialogueStoreError(Exception):
@@ -118,6 +119,8 @@ class DialogueStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # Ids this store deleted, oldest first: append_turn never brings one back (see there).
+        self._deleted: dict[str, None] = {}
         try:
             self._db = connect(self.path, BUSY_TIMEOUT_S)
         except sqlite3.DatabaseError as e:
@@ -141,6 +144,9 @@ class DialogueStore:
     # Ownership: every method that takes a session or turn id also takes `owner`. None (the
     # command line, a single-user server) sees every session; a user name sees only that user's,
     # and another user's id is answered exactly as an unknown one, so ids do not leak.
+    # A session stored with owner "" (without accounts: the command line, a single-user server,
+    # sessions from before accounts existed) belongs to no account: user names are never empty
+    # (ui/users.py), so with accounts only `owner=None`, the command line, lists or opens it.
 
     def create_session(self, title: str = "", owner: str = "") -> str:
         """Start an empty session belonging to `owner` and return its id (uuid4 hex)."""
@@ -191,7 +197,12 @@ class DialogueStore:
             return False
         with self._write() as db:
             # Turns, evidence and feedback go by ON DELETE CASCADE (foreign_keys is on).
-            return db.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount > 0
+            deleted = db.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount > 0
+            if deleted:
+                self._deleted[session_id] = None
+                while len(self._deleted) > MAX_TOMBSTONES:
+                    del self._deleted[next(iter(self._deleted))]
+            return deleted
 
     def history(
         self, session_id: str, limit: int | None = None, owner: str | None = None
@@ -218,6 +229,11 @@ class DialogueStore:
         """Store `turn` and its evidence in one transaction, creating the session if missing.
 
         Returns the new turn's id. The turn number is the session's next one (0 for the first).
+
+        A session this store deleted is not created again: a turn whose conversation was deleted
+        while it was being answered raises SessionNotFoundError and is not stored. Created here,
+        it would come back without its owner (this method is not told it): with accounts, a
+        conversation its user deleted, kept on disk and belonging to no account.
         """
         if not isinstance(session_id, str) or not session_id.strip():
             raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
@@ -226,6 +242,11 @@ class DialogueStore:
         evidence = [_evidence_row(rank, ev) for rank, ev in enumerate(turn.evidence)]
         now = utc_now()
         with self._write() as db:
+            if session_id in self._deleted and not _exists(db, session_id):
+                raise SessionNotFoundError(
+                    f"dialogue session {_shown(session_id)} was deleted (while this turn was "
+                    "being answered?), so the turn is not stored; start a new conversation"
+                )
             db.execute(
                 "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, '', ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
@@ -303,12 +324,18 @@ GROUP BY s.id
 _NEWEST_FIRST = "ORDER BY s.updated_at DESC, s.rowid DESC"
 
 
-def _no_session(session_id: object) -> str:
+def _exists(db: Database, session_id: str) -> bool:
+    return db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is not None
+
+
+def _shown(session_id: object) -> str:
     shown = ascii(session_id)  # escaped: the id may hold anything a client sent
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _no_session(session_id: object) -> str:
     return (
-        f"no dialogue session with id {shown}; it may have been deleted. "
+        f"no dialogue session with id {_shown(session_id)}; it may have been deleted. "
         "List sessions with DialogueStore.sessions() or start one with create_session()"
     )
 

@@ -1,12 +1,16 @@
 """Faithfulness of one answer: how many of its sentences a passage they cite supports.
 
-The support score and threshold are the citation verifier's own (agent/citations.py
-`SupportScorer`: 0.5 x content-word overlap + 0.5 x rescaled multilingual-e5 cosine, verified at
-0.45), so faithfulness measures what `Citation.verified` means, sentence by sentence: a sentence
-counts as supported when at least one passage it cites with [n] scores at or above the threshold;
-a sentence without a valid marker counts as unsupported. In strict mode the agent shows only
-verified sentences, so faithfulness sits near 1 by construction; with `strict = false` it measures
-the model's own grounding.
+The check is the citation verifier's own (agent/citations.py `supports`: the support score at its
+threshold, and every number, negation and name matching the supporting passage sentence), so
+faithfulness measures what `Citation.verified` means, sentence by sentence: a sentence counts as
+supported when at least one passage it cites with [n] supports it; a sentence without a valid
+marker counts as unsupported. In strict mode the agent shows only verified sentences, so
+faithfulness sits near 1 by construction; with `strict = false` (evals/configs/lenient.toml) it
+measures the model's own grounding.
+
+`unsupported_numbers` counts the other direction for the evaluation metric
+`citation.unsupported_number_rate`: verified citations whose sentence states a number that
+occurs nowhere in the cited passage (what a user would call an invented figure marked verified).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from agent.citations import SupportConfig, markers, split_sentences
+from agent.citations import SupportConfig, markers, split_sentences, strip_markers, supports
+from agent.claims import quantities
 
 
 class Scorer(Protocol):
@@ -25,7 +30,9 @@ class Scorer(Protocol):
     ) -> list[list[tuple[float, str]]]: ...
 
 
-def supported_sentences(answer: str, passages: Sequence[str], scorer: Scorer) -> tuple[int, int]:
+def supported_sentences(
+    answer: str, passages: Sequence[str], scorer: Scorer, question: str = ""
+) -> tuple[int, int]:
     """(supported sentences, all sentences) of `answer`, whose [n] refer to `passages` (1-based)."""
     sentences = split_sentences(answer)
     if not sentences:
@@ -33,7 +40,21 @@ def supported_sentences(answer: str, passages: Sequence[str], scorer: Scorer) ->
     table = scorer.scores(sentences, passages) if passages else [[] for _ in sentences]
     threshold = scorer.config.threshold
     supported = sum(
-        any(1 <= n <= len(row) and row[n - 1][0] >= threshold for n in markers(sentence))
-        for sentence, row in zip(sentences, table, strict=True)
+        any(
+            1 <= n <= len(row)
+            and supports(strip_markers(s), *row[n - 1], passages[n - 1], question, threshold)
+            for n in markers(s)
+        )
+        for s, row in zip(sentences, table, strict=True)
     )
     return supported, len(sentences)
+
+
+def number_in(sentence: str, passage: str) -> bool:
+    """Whether every number the sentence states occurs somewhere in the passage.
+
+    >>> number_in("The maximum is 100 mg [1].", "Take no more than 4,000 mg a day.")
+    False
+    """
+    stated = quantities(passage)
+    return all(any(q.matches(p) for p in stated) for q in quantities(strip_markers(sentence)))

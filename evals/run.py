@@ -27,7 +27,7 @@ from agent.api import Agent
 from agent.config import AgentConfig
 from agent.types import Done, Reply, Token
 from evals.batching import BatchingLM
-from evals.grounding import supported_sentences
+from evals.grounding import number_in, supported_sentences
 from evals.metrics import dedupe
 from evals.retrieval import DEPTH, build_eval_kb
 from evals.runstore import CaseRecord, RunStore
@@ -96,9 +96,15 @@ def run_case(agent: Agent, kb: str, case: Case) -> CaseRecord:
         (0, 0)
         if reply.refused
         else supported_sentences(
-            reply.answer, [h.text for h in reply.sources], agent.manager.scorer
+            reply.answer,
+            [h.text for h in reply.sources],
+            agent.manager.scorer,
+            reply.rewritten_query,
         )
     )
+    passage = {
+        c.n: reply.sources[c.n - 1].text for c in reply.citations if c.n <= len(reply.sources)
+    }
     record = CaseRecord(
         id=case.id,
         question=case.question,
@@ -116,7 +122,13 @@ def run_case(agent: Agent, kb: str, case: Case) -> CaseRecord:
         retrieved_ids=dedupe(h.doc_id for h in reply.sources),
         answer=reply.answer,
         citations=[
-            {"n": c.n, "doc_id": c.doc_id, "support": c.support, "verified": c.verified}
+            {
+                "n": c.n,
+                "doc_id": c.doc_id,
+                "support": c.support,
+                "verified": c.verified,
+                "numbers_in_passage": number_in(c.sentence, passage.get(c.n, "")),
+            }
             for c in reply.citations
         ],
         refused=reply.refused,

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from statistics import fmean
 
 from agent.citations import strip_markers
+from agent.grounding import QUOTE
 from evals.answer_metrics import (
     answer_contains,
     bleu,
@@ -42,9 +43,9 @@ from evals.answer_metrics import (
 from evals.metrics import retrieval_scores
 from evals.runstore import CaseRecord
 
-# The agent's fixed lead-in to a quoted passage sentence (agent/dialogue.py _QUOTE) is not an
-# answer word; scoring it would penalize the fallback for its framing.
-_LEADS = ("The documents say:", "资料中写道：")
+# The agent's fixed lead-in to a quoted passage sentence (agent/grounding.py QUOTE) is not an
+# answer word; scoring it would penalize the quote for its framing.
+_LEADS = tuple(lead.split("{text}")[0].strip() for lead in QUOTE.values())
 
 
 def answer_text(answer: str) -> str:
@@ -79,6 +80,10 @@ def case_scores(record: CaseRecord) -> dict[str, float]:
     )  # a clarifying reply claims nothing
     if answered and record.n_sentences:
         scores["faithfulness"] = record.n_supported / record.n_sentences
+    verified = [c for c in record.citations if c.get("verified")]
+    if answered and verified:
+        invented = sum(not c.get("numbers_in_passage", True) for c in verified)
+        scores["citation.unsupported_number_rate"] = invented / len(verified)
     if answered and record.gold_doc_ids:
         cited = {c["doc_id"] for c in record.citations if c.get("verified")}
         gold = set(record.gold_doc_ids)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.citations import Components, SupportConfig, SupportScorer, combine
+from agent.citations import Components, SupportConfig, SupportScorer, combine, supports
 from evals.sets import Case, load_set
 from retrieval.embedders import load_embedder
 from retrieval.lexical import content_words, segment
@@ -156,6 +156,30 @@ def report_citations(measured: Measured, default: SupportConfig) -> None:
             print(f"| {floor:.2f} | {ceiling:.2f} | {acc:.3f} |")
 
 
+def verify_rates(scorer: SupportScorer, evalsets: Path, per_set: int, seed: int) -> None:
+    """Share of each kind of pair that `verify`'s full check passes: the support score and the
+    claim checks (agent/citations.py `supports`), with the case's question."""
+    print("\n## verified by the full check (support + numbers, negation, names, new words)")
+    print("| set | " + " | ".join(KINDS) + " |")
+    print("|---|" + "---|" * len(KINDS))
+    for name in ("xquad-en", "xquad-zh"):
+        corpus = {d: t for d, (t, _) in read_corpus(evalsets / name / "corpus.jsonl").items()}
+        evalset = load_set(evalsets / name)
+        rng = random.Random(seed)
+        usable = [c for c in evalset.cases if c.answer_type == "span" and c.gold_doc_ids]
+        chosen = rng.sample(usable, min(per_set, len(usable)))
+        passed: dict[str, list[bool]] = {k: [] for k in KINDS}
+        at = -1
+        for kind, sentence, doc in pairs(chosen, corpus, rng):
+            at += kind == "gold"  # each case's pairs start with its gold one
+            score, best = scorer.support(sentence, corpus[doc])
+            threshold = scorer.config.threshold
+            ok = supports(sentence, score, best, corpus[doc], chosen[at].question, threshold)
+            passed[kind].append(ok)
+        rates = " | ".join(f"{np.mean(passed[k]):.2f} ({len(passed[k])})" for k in KINDS)
+        print(f"| {name} | {rates} |")
+
+
 def top5(question: str, ids: Sequence[str], corpus: dict[str, tuple[str, str]]) -> list[str]:
     words = set(content_words(question))
     overlap = {d: len(words & set(segment(corpus[d][0]))) for d in ids}
@@ -220,11 +244,17 @@ def main() -> None:
     ap.add_argument("--per-set", type=int, default=80, help="citation cases per language")
     ap.add_argument("--gate-cases", type=int, default=40, help="gate questions per kind")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--verify-only", action="store_true", help="only the full-check table")
     args = ap.parse_args()
+    if args.verify_only:
+        scorer = SupportScorer(load_embedder("bundled:e5"))
+        verify_rates(scorer, Path(args.evalsets), args.per_set, args.seed)
+        return
     scorer = SupportScorer(load_embedder("bundled:e5"))
     evalsets = Path(args.evalsets)
     if args.per_set:
         report_citations(citation_tables(scorer, evalsets, args.per_set, args.seed), scorer.config)
+        verify_rates(scorer, evalsets, args.per_set, args.seed)
     if args.gate_cases:
         report_gate(gate_strengths(scorer, evalsets, args.gate_cases, args.seed))
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrieval.chunking import chunk_text
+from retrieval import sections
 from retrieval.lang import detect_lang
 from retrieval.loaders import Skipped, load_paths
 from retrieval.protocols import Embedder
+from retrieval.sections import passage_text
 from retrieval.store import DocInfo, KBInfo, utc_now
 from retrieval.types import Document, Span
 
@@ -95,7 +96,8 @@ def majority_domain(docs: Sequence[Document]) -> str:
 
 def content_hash(doc: Document) -> str:
     """sha256 of everything stored about a document: a change to any of it means re-ingesting."""
-    fields = [doc.text, doc.title, doc.domain, doc.lang, doc.group, doc.source]
+    # The passage version too: a document cut under another version is re-cut when ingested.
+    fields = [doc.text, doc.title, doc.domain, doc.lang, doc.group, doc.source, sections.VERSION]
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
@@ -134,7 +136,7 @@ def chunk_docs(
     skipped: list[Skipped] = []
     for doc in docs:
         lang = doc_lang(doc)
-        spans = chunk_text(
+        spans = sections.passages(
             doc.text,
             count_tokens=embedder.count_tokens,
             max_tokens=chunk_tokens,
@@ -197,7 +199,7 @@ def ingest(lib: Library, kb: str, docs: Iterable[Document], *, progress: bool) -
                 todo, embedder, chunk_tokens=info.chunk_tokens, overlap_tokens=info.overlap_tokens
             )
             skipped += empty
-            texts = [s.text for c in chunked for s in c.spans]
+            texts = [passage_text(s) for c in chunked for s in c.spans]
             queued = (chunked, pool.submit(embed_texts, embedder, texts, bar)) if chunked else None
             commit_pending()
             pending = queued

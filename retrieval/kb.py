@@ -248,6 +248,15 @@ class Library:
         """
         return ingest(self, kb, docs, progress=progress)
 
+    def rechunk(self, kb: str, *, progress: bool = True) -> IngestReport:
+        """Cut every stored document of `kb` into passages again (retrieval/sections.py) and
+        re-embed them: how a knowledge base built under an older passage version gets passages a
+        citation can point at. Each batch of documents commits as in any ingest, so an
+        interrupted rechunk leaves every document wholly old or wholly new; run it again to
+        finish."""
+        docs = [self.document_text(kb, d.doc_id) for d in self.documents(kb)]
+        return ingest(self, kb, docs, progress=progress)
+
     def ingest_paths(
         self,
         kb: str,

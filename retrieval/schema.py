@@ -77,6 +77,12 @@ def m001_knowledge_bases(db: Database) -> None:
     db.execute("CREATE UNIQUE INDEX idx_chunks_doc ON chunks (kb, doc_id, ord)")
 
 
+@migration
+def m002_chunk_headings(db: Database) -> None:
+    # The heading path above a passage (retrieval/sections.py); older passages have none.
+    db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with microseconds: also what tells apart a kb dropped and made again."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")

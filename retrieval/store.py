@@ -27,6 +27,7 @@ from retrieval.schema import (
     fts_table,
     utc_now,
 )
+from retrieval.sections import passage_text
 from retrieval.types import Filters, Hit, Span
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ _KB_SELECT = """SELECT name, domain, lang, embedder, dim, chunk_tokens, overlap_
     created_at, (SELECT count(*) FROM documents d WHERE d.kb = k.name),
     (SELECT count(*) FROM chunks c WHERE c.kb = k.name), lexical FROM kbs k"""
 _HIT_COLUMNS = """c.id, c.doc_id, c.text, c.start, c."end", d.title, d.domain, d.lang, d.grp,
-    d.source"""
+    d.source, c.heading"""
 _FILTER_COLUMNS = {"domain": "d.domain", "lang": "d.lang", "group": "d.grp", "source": "d.source"}
 
 
@@ -213,14 +214,15 @@ class Store:
         ids = []
         for i, span in enumerate(spans):
             cur = db.conn.execute(
-                'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [kb, doc.doc_id, i, span.text, span.start, span.end, vectors[i].tobytes()],
-            )
+                'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [kb, doc.doc_id, i, span.text, span.start, span.end, vectors[i].tobytes(),
+                 span.heading],
+            )  # fmt: skip
             ids.append(int(cur.lastrowid or 0))
         db.conn.executemany(
             f"INSERT INTO {fts_table(kb)} (rowid, tokens) VALUES (?, ?)",
-            [(i, lexical.index_text(s.text)) for i, s in zip(ids, spans, strict=True)],
+            [(i, lexical.index_text(passage_text(s))) for i, s in zip(ids, spans, strict=True)],
         )
         return ids
 
@@ -234,7 +236,8 @@ class Store:
         if row is None:
             return None
         rows = self.db.execute(
-            'SELECT text, start, "end" FROM chunks WHERE kb = ? AND doc_id = ? ORDER BY ord',
+            'SELECT text, start, "end", heading FROM chunks WHERE kb = ? AND doc_id = ? '
+            "ORDER BY ord",
             [kb, doc_id],
         )
         return DocInfo(*row), [Span(*r) for r in rows]
@@ -250,9 +253,11 @@ class Store:
         return np.asarray(ids, dtype=np.int64), vecs
 
     def chunk_texts(self, kb: str) -> list[tuple[int, str]]:
-        return self.db.execute(
-            "SELECT id, text FROM chunks WHERE kb = ? ORDER BY id", [kb]
+        """(id, text as embedded and indexed: with its heading path) of every chunk of `kb`."""
+        rows = self.db.execute(
+            "SELECT id, text, heading FROM chunks WHERE kb = ? ORDER BY id", [kb]
         ).fetchall()
+        return [(i, passage_text(Span(text, 0, 0, heading))) for i, text, heading in rows]
 
     def set_vectors(self, db: Database, ids: Sequence[int], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -315,7 +320,7 @@ class Store:
 
 
 def _hit(kb: str, row: tuple, score: float, side: str, rank: int) -> Hit:
-    chunk_id, doc_id, text, start, end, title, domain, lang, grp, source = row
+    chunk_id, doc_id, text, start, end, title, domain, lang, grp, source, heading = row
     return Hit(
         chunk_id=chunk_id,
         doc_id=doc_id,
@@ -329,5 +334,6 @@ def _hit(kb: str, row: tuple, score: float, side: str, rank: int) -> Hit:
         source=source,
         start=start,
         end=end,
+        heading=heading,
         ranks={side: rank},
     )

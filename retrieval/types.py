@@ -28,6 +28,7 @@ class Span:
     text: str
     start: int
     end: int
+    heading: str = ""  # the heading path above it ("Leaflet › Dosage"), shown and embedded with it
 
 
 @dataclass(frozen=True)
@@ -56,4 +57,5 @@ class Hit:
     source: str = ""
     start: int = 0
     end: int = 0
+    heading: str = ""  # the passage's heading path in its document
     ranks: dict[str, int] = field(default_factory=dict, compare=False)  # e.g. {"dense": 0}

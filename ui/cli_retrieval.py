@@ -40,6 +40,11 @@ def register(sub: Any) -> None:
     reindex = kb_sub.add_parser("reindex", help="rebuild the vector index from stored vectors")
     reindex.add_argument("name")
     reindex.set_defaults(func=cmd_kb_reindex)
+    rechunk = kb_sub.add_parser(
+        "rechunk", help="cut stored documents into passages again (articles, sections) and re-embed"
+    )
+    rechunk.add_argument("name")
+    rechunk.set_defaults(func=cmd_kb_rechunk)
 
     s = sub.add_parser("search", help="ranked passages for a query")
     s.add_argument("--kb", action="append", help="knowledge base (repeatable; default: all)")
@@ -122,6 +127,14 @@ def cmd_kb_delete_doc(args: argparse.Namespace) -> int:
 def cmd_kb_drop(args: argparse.Namespace) -> int:
     _library(args).drop(args.name)
     print(f"dropped {args.name}")
+    return 0
+
+
+def cmd_kb_rechunk(args: argparse.Namespace) -> int:
+    report = _library(args).rechunk(args.name)
+    print(
+        f"rechunked {args.name}: {report.replaced} documents re-cut, {report.chunks_added} passages"
+    )
     return 0
 
 

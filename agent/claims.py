@@ -1,0 +1,219 @@
+"""The specific claims of a sentence: numbers with their units, times, negations and names.
+
+A sentence that says what its passage is about can still get the one thing the user asked for
+wrong ("…is 100mg" against a leaflet that says 4,000 mg). Support scores (agent/citations.py)
+cannot see that; this module can: a claim verifies only when every quantity it states occurs in
+the passage sentence that supports it, after normalisation (4,000 mg = 4000 mg = 4 g;
+二个月 = 两个月 = 2个月; 七日 = 7天; 18:30), its negation matches that sentence's, and the names it
+mentions occur in the passage.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_ZH_DIGITS.update({"七": 7, "八": 8, "九": 9})
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
+_ZH_BIG = {"万": 10_000, "亿": 100_000_000}
+_EN_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
+    "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000, "twice": 2,
+    "once": 1, "half": 0.5,
+}  # fmt: skip
+# Unit words, longest first, each mapped to (canonical unit, factor to it).
+_UNITS: dict[str, tuple[str, float]] = {
+    "mg": ("mg", 1), "毫克": ("mg", 1), "milligrams": ("mg", 1), "milligram": ("mg", 1),
+    "g": ("mg", 1000), "克": ("mg", 1000), "grams": ("mg", 1000), "gram": ("mg", 1000),
+    "kg": ("mg", 1e6), "公斤": ("mg", 1e6), "千克": ("mg", 1e6), "ml": ("ml", 1), "毫升": ("ml", 1),
+    "l": ("ml", 1000), "升": ("ml", 1000), "mmhg": ("mmhg", 1), "%": ("%", 1), "percent": ("%", 1),
+    "天": ("day", 1), "日": ("day", 1), "days": ("day", 1), "day": ("day", 1),
+    "周": ("week", 1), "星期": ("week", 1), "weeks": ("week", 1), "week": ("week", 1),
+    "个月": ("month", 1), "月": ("month", 1), "months": ("month", 1), "month": ("month", 1),
+    "年": ("year", 1), "years": ("year", 1), "year": ("year", 1),
+    "小时": ("hour", 1), "hours": ("hour", 1), "hour": ("hour", 1), "h": ("hour", 1),
+    "分钟": ("minute", 1), "minutes": ("minute", 1), "minute": ("minute", 1), "min": ("minute", 1),
+    "岁": ("age", 1), "倍": ("times", 1), "times": ("times", 1), "元": ("yuan", 1),
+}  # fmt: skip
+_UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+_ZH_NUM = "[零〇一二两三四五六七八九十百千万亿]+"
+_EN_NUM = r"\b(?:" + "|".join(_EN_WORDS) + r")\b"
+_TIME = re.compile(r"(?<![\d.])([01]?\d|2[0-3])[:：]([0-5]\d)(?!\d)\s*(am|pm|a\.m\.|p\.m\.)?", re.I)
+_NUMBER = re.compile(
+    rf"(?P<num>(?<!\d)(?<!\d[.,])\d+(?:[,，]\d{{3}})*(?:\.\d+)?(?![\d])|{_ZH_NUM}|{_EN_NUM})"
+    rf"(?:\s*(?:个|-)?\s*(?P<unit>{_UNIT_RE})(?![a-z]))?",
+    re.IGNORECASE,
+)
+# Words with a negating character that negate nothing ("不仅", "无论", "无理由退货"), and bounds
+# ("不得超过", "no more than", "not exceed"): "at most 4 g" says what "not more than 4 g" says.
+_NOT_NEGATION = re.compile(
+    r"不仅|不但|不过|不论|不管|不久|不少|不同|不断|无论|无理由|毫无疑问|"
+    r"不(?:得|要|应|可|能|宜|应当)?(?:超过|多于|少于|低于|高于|超出|大于|小于|晚于|早于)|"
+    r"\b(?:no|not|never)\s+(?:\w+\s+){0,2}?(?:more|longer|later|higher|greater|less|fewer|earlier)"
+    r"\s+than\b|\b(?:not|never)\s+(?:to\s+)?exceed\w*",
+    re.IGNORECASE,
+)
+_ZH_NEGATION = re.compile(r"[不没未无勿非禁]|不得|禁止|严禁")
+_EN_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nor|without|cannot|neither|avoid|prohibited|forbidden)\b|n't\b", re.I
+)
+# A capitalised word not at the start of the sentence: a name the passage must also contain.
+_NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z]{2,}")
+_SELF_CONTRADICTION = re.compile(r"(.{2,12}?)[，,]\s*(?:不|并不|不是|不是很)(?:是)?\1")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    unit: str  # canonical unit ("mg", "day", "time" for clock times), "" for a bare number
+
+    def matches(self, other: Quantity) -> bool:
+        if abs(self.value - other.value) > 1e-6 * max(1.0, abs(self.value)):
+            return False
+        return not self.unit or not other.unit or self.unit == other.unit
+
+
+def zh_number(text: str) -> float | None:
+    """The value of a Chinese numeral, None when it is not one.
+
+    >>> zh_number("三十"), zh_number("两"), zh_number("一百零五"), zh_number("十二万")
+    (30.0, 2.0, 105.0, 120000.0)
+    """
+    total, section, digit = 0.0, 0.0, None
+    for ch in text:
+        if ch in _ZH_DIGITS:
+            digit = _ZH_DIGITS[ch]
+        elif ch in _ZH_UNITS:
+            section += (1 if digit is None else digit) * _ZH_UNITS[ch]
+            digit = None
+        elif ch in _ZH_BIG:
+            total += (section + (digit or 0)) * _ZH_BIG[ch]
+            section, digit = 0.0, None
+        else:
+            return None
+    return total + section + (digit or 0)
+
+
+def _value(num: str) -> float | None:
+    word = num.lower()
+    if word in _EN_WORDS:
+        return float(_EN_WORDS[word])
+    if num[0].isdigit():
+        return float(num.replace(",", "").replace("，", ""))
+    return zh_number(num)
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number of `text` with its canonical unit, and clock times as minutes of the day.
+
+    >>> [(q.value, q.unit) for q in quantities("每次 500 mg，24小时不超过4,000毫克，18:30 前")]
+    [(500.0, 'mg'), (24.0, 'hour'), (4000.0, 'mg'), (1110.0, 'time')]
+    >>> [(q.value, q.unit) for q in quantities("提前三十日或两个月")]
+    [(30.0, 'day'), (2.0, 'month')]
+    """
+    text = unicodedata.normalize("NFKC", text)
+    found: list[tuple[int, Quantity]] = []
+    taken: list[tuple[int, int]] = []
+    for m in _TIME.finditer(text):
+        hour = int(m.group(1))
+        if (m.group(3) or "").lower().startswith("p"):
+            hour = hour % 12 + 12
+        found.append((m.start(), Quantity(float(hour * 60 + int(m.group(2))), "time")))
+        taken.append(m.span())
+    for m in _NUMBER.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        num = m.group("num")
+        value = _value(num)
+        # A lone 一/三 or "one" without a unit is a word (一般, 三方, "no one"), not a quantity.
+        wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
+        if value is None or (wordy and not m.group("unit")):
+            continue
+        unit, factor = _UNITS.get((m.group("unit") or "").lower(), ("", 1.0))
+        found.append((m.start(), Quantity(value * factor, unit)))
+    return [q for _, q in sorted(found, key=lambda pair: pair[0])]
+
+
+def negated(text: str) -> bool:
+    """Whether `text` negates: 不/没/未/无/禁… or not/no/never/n't (compounds like 无理由 aside).
+
+    >>> negated("生鲜食品不适用七日无理由退货"), negated("七日内可以无理由退货")
+    (True, False)
+    >>> negated("Do not drink."), negated("Take no more than 4 g.")
+    (True, False)
+    """
+    text = _NOT_NEGATION.sub("", text)
+    return bool(_ZH_NEGATION.search(text) or _EN_NEGATION.search(text))
+
+
+def _scopes(text: str) -> list[set[str]]:
+    """The words each negation governs: the few words after it."""
+    from retrieval.lexical import content_words
+
+    text = _NOT_NEGATION.sub("", text)
+    out = []
+    for m in (*_ZH_NEGATION.finditer(text), *_EN_NEGATION.finditer(text)):
+        after = text[m.end() : m.end() + 10] if m.group()[0] > "\u2e80" else text[m.end() :]
+        out.append(set(content_words(" ".join(after.split()[:5]) if after.isascii() else after)))
+    return out
+
+
+def negation_differs(claim: str, support: str, question: str = "") -> bool:
+    """Whether the claim and its support disagree on a negation: the claim denies what the
+    support does not (and the question did not already), or the support denies something the
+    claim asserts ("生鲜…可以无理由退货" against "…不适用无理由退货：生鲜…").
+
+    >>> negation_differs("可以无理由退货。", "生鲜商品不适用无理由退货。")
+    True
+    >>> negation_differs("医生可以配药。", "医生可以配药，只要没有对病人的剥削。")
+    False
+    """
+    from retrieval.lexical import segment
+
+    if negated(claim) and not negated(support):
+        return not negated(question)
+    if negated(support) and not negated(claim):
+        words = set(segment(claim))
+        return any(scope & words for scope in _scopes(support))
+    return False
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words inside an English sentence: names a passage must also contain."""
+    return set(_NAME.findall(text))
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    ok: bool
+    reason: str = ""  # why not, for the verifier's report
+
+
+def check_claim(claim: str, support: str, passage: str, question: str = "") -> ClaimCheck:
+    """Does `support` (the passage sentence that supports `claim`) back its specifics? What the
+    claim repeats from the `question` (a number, a name, a negation) is the question's premise,
+    not the answer's claim, and is not checked.
+
+    >>> check_claim("The maximum is 100 mg.", "Do not take more than 4,000 mg in 24 hours.", "").ok
+    False
+    >>> check_claim("最多可以服用4克。", "24小时内不得超过 4,000 mg。", "").ok
+    True
+    >>> check_claim("生鲜食品可以无理由退货。", "生鲜食品不适用无理由退货。", "").reason
+    'negation differs'
+    """
+    if _SELF_CONTRADICTION.search(claim):
+        return ClaimCheck(False, "contradicts itself")
+    stated = [*quantities(support), *quantities(question)]
+    for q in quantities(claim):
+        if not any(q.matches(s) for s in stated):
+            return ClaimCheck(False, f"number {q.value:g}{q.unit} not in the supporting sentence")
+    if negation_differs(claim, support, question):
+        return ClaimCheck(False, "negation differs")
+    lowered = f"{passage or support} {question}".lower()
+    missing = [n for n in names(claim) if n.lower() not in lowered]
+    if missing:
+        return ClaimCheck(False, f"name {missing[0]} not in the passage")
+    return ClaimCheck(True)

@@ -1,0 +1,50 @@
+"""What a finished answer becomes: a refusal, the model's verified sentences, or the evidence.
+
+Evidence first: the sentence the trained scorer (agent/evidence.py) ranks most likely to answer
+is always part of the answer. When the model's verified sentences already rest on it they stand
+alone; otherwise it is quoted and cited after them, and when nothing the model wrote verifies it
+is the whole answer. A model reply that declines in any wording is a refusal (agent/refusal.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.citations import SupportScorer, citation, verify, with_markers
+from agent.gate import GateDecision
+from agent.refusal import REFUSAL, is_refusal
+from agent.types import Citation
+from retrieval.types import Hit
+
+QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
+
+
+def ground(
+    text: str,
+    *,
+    raw: str = "",
+    query: str,
+    lang: str,
+    hits: Sequence[Hit],
+    decision: GateDecision,
+    scorer: SupportScorer,
+    strict: bool,
+) -> tuple[str, tuple[Citation, ...], bool]:
+    """(answer, citations, refused) for the model's usable `text` (module docstring); `raw` is
+    everything it wrote, where the exact refusal sentence counts even when `text` lost it."""
+    if is_refusal(text) or any(r in raw for r in REFUSAL.values()):
+        return REFUSAL[lang], (), True
+    checked = verify(text, hits, scorer, question=query)
+    if not strict and checked.text:
+        return checked.text, checked.citations, False
+    kept = tuple(c for c in checked.citations if c.verified)
+    if decision.best < 0 or not decision.evidence:
+        return checked.grounded, kept, False
+    if any(c.supporting_text == decision.evidence for c in kept):
+        return checked.grounded, kept, False
+    n, quote = decision.best + 1, decision.evidence
+    cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
+    quoted = QUOTE[lang].format(text=with_markers(quote, [n]))
+    joiner = "" if lang == "zh" else " "
+    answer = joiner.join(part for part in (checked.grounded, quoted) if part)
+    return answer, (*kept, cite), False

@@ -1,0 +1,121 @@
+"""Claims a verified sentence must get right: numbers and units, times, negations, names, and
+answers that only restate the question (agent/claims.py, agent/citations.py `supports`)."""
+
+import pytest
+
+from agent.citations import SupportScorer, verify
+from agent.claims import check_claim, negated, quantities
+from retrieval.types import Hit
+
+
+def values(text: str) -> list[tuple[float, str]]:
+    return [(q.value, q.unit) for q in quantities(text)]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("4,000 mg", "4000 mg"),
+        ("4,000 mg", "4 g"),
+        ("4000毫克", "4 grams"),
+        ("二个月", "两个月"),
+        ("两个月", "2个月"),
+        ("七日", "7天"),
+        ("三十日", "30 days"),
+        ("18:30", "6:30 pm"),
+        ("140/90 mmHg", "140/90mmHg"),
+    ],
+)
+def test_the_same_quantity_written_two_ways_matches(a, b):
+    assert values(a) == values(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("4,000 mg", "100 mg"), ("18:30", "18 hours"), ("三日", "一个月"), ("七日", "十五日")],
+)
+def test_different_quantities_differ(a, b):
+    assert values(a) != values(b)
+
+
+def test_words_that_contain_numerals_are_not_numbers():
+    assert quantities("一般情况下，统一办理，no one knows") == []
+
+
+@pytest.mark.parametrize(
+    ("claim", "support", "ok"),
+    [
+        # The issue's examples: each wrong answer below was shown as verified.
+        ("The maximum is 100mg.", "Adults must not take more than 4,000 mg in 24 hours.", False),
+        (
+            "Adults can take up to 4,000 mg a day.",
+            "Do not take more than 4,000 mg in 24 hours.",
+            True,
+        ),
+        ("Students can stay up to 18 hours per day.", "Sixth-formers may stay until 18:30.", False),
+        ("Sixth-formers may stay until 6:30 pm.", "Sixth-formers may stay until 18:30.", True),
+        (
+            "试用期内辞职需要提前一个月通知。",
+            "劳动者在试用期内提前三日通知用人单位，可以解除劳动合同。",
+            False,
+        ),
+        (
+            "试用期内提前3天通知即可。",
+            "劳动者在试用期内提前三日通知用人单位，可以解除劳动合同。",
+            True,
+        ),
+        (
+            "生鲜食品在收到后七天内可以无理由退货。",
+            "下列商品不适用七日无理由退货：生鲜易腐商品。",
+            False,
+        ),
+        (
+            "网上买的东西多少天内可以退货的是确定的，不是确定的。",
+            "消费者有权自收到商品之日起七日内退货。",
+            False,
+        ),
+        ("You may drink alcohol.", "Do not drink alcohol while taking this medicine.", False),
+    ],
+)
+def test_check_claim(claim, support, ok):
+    assert check_claim(claim, support, support).ok is ok
+
+
+def test_bounds_are_not_negations():
+    assert not negated("24小时内不得超过4,000 mg") and not negated("no more than 8 tablets")
+    assert negated("不适用无理由退货") and negated("It is not recommended.")
+
+
+def test_a_name_the_passage_lacks_fails():
+    assert not check_claim("It was discovered by Lavoisier.", "Scheele discovered it.", "").ok
+
+
+LEAFLET = Hit(
+    1,
+    "leaflet",
+    "kb",
+    1.0,
+    "Adults and children over 16 may take 500 mg to 1 g every 4 to 6 hours. "
+    "Do not take more than 4,000 mg in 24 hours. Leave at least 4 hours between doses.",
+)
+
+
+@pytest.fixture(scope="module")
+def scorer(e5_embedder):
+    return SupportScorer(e5_embedder)
+
+
+def test_verify_drops_an_invented_number_with_the_real_scorer(scorer):
+    q = "What is the maximum amount of paracetamol an adult can take in 24 hours?"
+    wrong = verify("The maximum an adult can take in 24 hours is 100 mg [1].", [LEAFLET], scorer, q)
+    right = verify("An adult can take at most 4,000 mg in 24 hours [1].", [LEAFLET], scorer, q)
+    assert not wrong.grounded and not any(c.verified for c in wrong.citations)
+    assert right.grounded and all(c.verified for c in right.citations)
+    assert right.citations[0].supporting_text.startswith("Do not take more than 4,000 mg")
+
+
+def test_a_restated_question_does_not_verify(scorer):
+    q = "How long should I wait between paracetamol doses?"
+    echo = verify("You should wait between paracetamol doses [1].", [LEAFLET], scorer, q)
+    answer = verify("Leave at least 4 hours between doses [1].", [LEAFLET], scorer, q)
+    assert not echo.grounded and answer.grounded

@@ -1,0 +1,96 @@
+"""The trained evidence scorer (agent/evidence.py) with the real e5 embedder: it finds the sentence
+that answers, where the cosine-closest sentence is often another, and says when none does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agent.citations import SupportScorer
+from agent.evidence import FEATURES, MODEL_PATH, EvidenceFinder, EvidenceModel, asks_number
+from retrieval.types import Hit
+
+pytestmark = pytest.mark.slow
+
+LEAFLET = (
+    "Talk to a doctor before taking paracetamol if you have liver or kidney problems. "
+    "Adults and children over 16 may take 500 mg to 1 g every 4 to 6 hours. "
+    "Do not take more than 4,000 mg in 24 hours. "
+    "Paracetamol is used to treat pain and fever."
+)
+SCHOOL = (
+    "The library is open from 8:00 to 17:00 on weekdays. Sixth-form students may stay until 18:30. "
+    "Mobile phones must be switched off during lessons. Students arriving after 8:45 sign in "
+    "at reception."
+)
+ZH_SHOP = (
+    "消费者通过网络购买商品，有权自收到商品之日起七日内退货，且无需说明理由。"
+    "下列商品不适用无理由退货：消费者定做的商品；鲜活易腐的商品；在线下载的数字化商品。"
+    "退回商品的运费由消费者承担；经营者和消费者另有约定的，按照约定。"
+)
+
+
+def hits(*texts: str) -> list[Hit]:
+    return [Hit(i, f"d{i}", "kb", 1.0, t, f"doc {i}") for i, t in enumerate(texts)]
+
+
+@pytest.fixture(scope="module")
+def finder(e5_embedder) -> EvidenceFinder:
+    return EvidenceFinder(SupportScorer(e5_embedder))
+
+
+@pytest.mark.parametrize(
+    ("question", "texts", "answer"),
+    [
+        (
+            "What is the maximum amount of paracetamol an adult can take in 24 hours?",
+            (LEAFLET,),
+            "4,000",
+        ),
+        ("How late can sixth-form students stay in the library?", (SCHOOL,), "18:30"),
+        ("网上买的东西多少天内可以无理由退货？", (ZH_SHOP,), "七日"),
+        ("网购生鲜可以无理由退货吗？", (ZH_SHOP,), "鲜活易腐"),
+    ],
+)
+def test_the_answering_sentence_ranks_first(finder, question, texts, answer):
+    ranked = finder.rank(question, hits(*texts))
+    assert answer in ranked[0].sentence, [e.sentence for e in ranked]
+    assert finder.answerable(ranked)
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [
+        ("What is the school uniform policy?", SCHOOL),
+        ("Can I take paracetamol while pregnant?", LEAFLET),
+    ],
+)
+def test_on_topic_passages_without_the_answer_are_not_answerable(finder, question, text):
+    ranked = finder.rank(question, hits(text))
+    assert not finder.answerable(ranked), [(e.sentence, e.score) for e in ranked]
+
+
+def test_model_file_records_its_features_and_held_out_figures():
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert tuple(data["features"]) == FEATURES
+    test = data["figures"]["test"]
+    assert test["top1_trained"] > test["top1_cosine"]  # trained beats the cosine it replaced
+
+
+def test_a_model_of_other_features_is_refused():
+    one = np.zeros(1)
+    with pytest.raises(ValueError, match="inputs"):  # a model of one feature, not of FEATURES
+        EvidenceModel(((np.ones((1, 1)), one),), one, np.ones(1), 0.5)
+    n = len(FEATURES)
+    with pytest.raises(ValueError, match="one output"):
+        EvidenceModel(((np.ones((n, 2)), np.zeros(2)),), np.zeros(n), np.ones(n), 0.5)
+    model = EvidenceModel.load()
+    p = model.probabilities(np.zeros((2, len(FEATURES))))
+    assert p.shape == (2,) and np.all((p > 0) & (p < 1))
+
+
+def test_asks_number():
+    assert asks_number("What is the maximum dose?") and asks_number("辞职要提前几天？")
+    assert not asks_number("Who discovered oxygen?")
