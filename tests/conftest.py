@@ -286,7 +286,11 @@ def make_manager(tmp_path, e5_embedder, science_library):
 
 @pytest.fixture(scope="session")
 def education_data_dir(tmp_path_factory, e5_embedder):  # -> pathlib.Path
-    """A data dir holding the demo "education" kb (XQuAD en + zh paragraphs), ingested once."""
+    """A data dir holding the demo "education" kb (XQuAD en + zh paragraphs), ingested once.
+
+    Shared by the whole run, so nothing writes to it: tests that ask, upload or add users copy it
+    first (`education_agent` does). A conversation stored here would appear in every later
+    copy, e.g. as a session without an owner in the user-accounts tests."""
     from retrieval.demo import demo_corpus_files
     from retrieval.kb import Library
 
@@ -300,14 +304,19 @@ def education_data_dir(tmp_path_factory, e5_embedder):  # -> pathlib.Path
 
 
 @pytest.fixture(scope="session")
-def education_agent(education_data_dir):  # -> agent.Agent
-    """The real Agent (SmolLM2 on CPU, e5, prototype router) over `education_data_dir`, built once
-    through Agent.from_config the way users build it; short answers keep the slow tests short."""
+def education_agent(education_data_dir, tmp_path_factory):  # -> agent.Agent
+    """The real Agent (SmolLM2 on CPU, e5, prototype router) over a copy of `education_data_dir`
+    (its sessions stay out of the shared one), built once through Agent.from_config the way users
+    build it; short answers keep the slow tests short."""
+    import shutil
+
     from agent import Agent
 
+    data = tmp_path_factory.mktemp("education-agent") / "data"
+    shutil.copytree(education_data_dir, data)
     agent = Agent.from_config(
         {
-            "data_dir": str(education_data_dir),
+            "data_dir": str(data),
             "device": "cpu",
             "max_new_tokens": 48,
             "time_limit_s": 120.0,

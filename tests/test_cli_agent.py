@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -19,9 +20,11 @@ def citewise(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[st
 def test_ask_json_prints_the_reply_fields(tmp_path, education_data_dir):
     config = tmp_path / "citewise.toml"
     config.write_text('device = "cpu"\nmax_new_tokens = 32\n', encoding="utf-8")
+    data = tmp_path / "data"  # `ask` stores a session: keep it out of the shared data dir
+    shutil.copytree(education_data_dir, data)
     done = citewise(
         "--data-dir",
-        str(education_data_dir),
+        str(data),
         "ask",
         "--json",
         "--config",

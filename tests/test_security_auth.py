@@ -201,6 +201,63 @@ def test_the_chat_ui_layer_shows_users_only_their_own_conversations(agent, accou
     assert "alice rates her own" in [f.comment for f, _ in agent.store.feedback("alice")]
 
 
+def test_a_conversation_deleted_mid_answer_is_not_stored_again_without_its_owner(agent, accounts):
+    # The chat's Delete button runs beside the answer it may cut short: the answer's turn is
+    # stored only when it ends, after the session is gone, and must not bring it back ownerless.
+    from ui import chat_session
+    from ui.chat_answer import ANY, AUTO, answer_steps
+
+    settings = ServerSettings(accounts=True)
+    state = chat_session.ChatState()
+    first = "When did Carl Wilhelm Scheele discover oxygen?"
+    list(answer_steps(agent, settings, state, first, AUTO, ANY, "en", "alice"))
+    sid = state.session_id
+    assert sid and agent.store.session(sid).owner == "alice"
+    before = {s.id for s in agent.store.sessions()}
+    steps = answer_steps(
+        agent, settings, state, "Who else found it, then?", AUTO, ANY, "en", "alice"
+    )
+    next(steps)  # the question is shown
+    next(steps)  # the agent is answering it, its session checked
+    chat_session.delete(agent, state, "en", "alice")
+    last = list(steps)[-1]
+    assert last.reply is None and "was deleted" in (last.status or "")
+    assert {s.id for s in agent.store.sessions()} == before - {sid}  # nothing new, sid gone
+    assert all(s.owner for s in agent.store.sessions() if s.id not in before)
+
+
+def test_sessions_without_an_owner_are_shown_to_no_account(agent, accounts, users):
+    # Sessions stored before accounts existed (or by the command line) have owner "": with
+    # accounts, no user sees or continues them, administrators included; the command line does.
+    from types import SimpleNamespace
+
+    from agent.state import SessionNotFoundError
+    from ui import chat_session
+    from ui.auth import Access
+
+    http, as_ = accounts
+    history = [
+        {"role": "user", "content": "my old question"},
+        {"role": "assistant", "content": "a"},
+    ]
+    legacy = agent.new_session("from before accounts", history=history)
+    assert agent.store.session(legacy).owner == ""
+    for name in ("admin", "alice", "bob"):
+        assert legacy not in {v for _, v in chat_session.session_choices(agent, name)}
+        with pytest.raises(SessionNotFoundError):
+            chat_session.load_session(agent, legacy, "en", name)
+        assert agent.history(legacy, name) == []
+        assert _ask(http, as_(name), "And then?", session_id=legacy).status_code == 404
+    assert [t.user_text for t in agent.history(legacy)] == ["my old question"]  # untouched
+    assert legacy in {s.id for s in agent.sessions()}  # owner None: the command line
+    # No account acts as owner "" (or None, which sees everything): names are never empty.
+    access = Access(ServerSettings(accounts=True), users[0])
+    for blank in ("", None):
+        with pytest.raises(PermissionError):
+            access.ui_principal(SimpleNamespace(username=blank))
+    assert access.api_principal("Bearer ") is None and access.api_principal("") is None
+
+
 def test_the_ui_principal_comes_from_the_gradio_login(agent, users):
     from types import SimpleNamespace
 

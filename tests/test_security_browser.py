@@ -23,6 +23,12 @@ def server(education_data_dir, tmp_path_factory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("ui-users")
     data = root / "data"
     shutil.copytree(education_data_dir, data)
+    # The owners checked below are of the sessions this module makes: the copy starts with none.
+    if (data / "dialogue.db").exists():
+        from agent.state import DialogueStore
+
+        with DialogueStore(data / "dialogue.db") as store:
+            assert store.sessions() == [], "a test stored sessions in education_data_dir"
     for name, password in (("alice", "alice-password"), ("bob", "bob-password")):
         done = run_cli(
             "--data-dir", str(data), "users", "add", name, env={"CITEWISE_NEW_PASSWORD": password}

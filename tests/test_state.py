@@ -122,6 +122,21 @@ def test_append_turn_creates_missing_session_and_sessions_lists_most_recent_firs
     assert listed[0].updated_at > listed[0].created_at
 
 
+def test_a_deleted_session_is_not_recreated_ownerless_by_a_late_turn(
+    store: DialogueStore,
+) -> None:
+    # A conversation deleted while its answer streamed: the answer's turn arrives afterwards.
+    mine = store.create_session("alice's", owner="alice")
+    store.append_turn(mine, _turn("first"))
+    assert store.delete_session(mine, "alice")
+    with pytest.raises(SessionNotFoundError, match="was deleted"):
+        store.append_turn(mine, _turn("late answer"))
+    assert store.sessions() == []  # not brought back with owner "" and the late turn
+    assert store._db.execute("SELECT COUNT(*) FROM turns").fetchone() == (0,)
+    store.append_turn("never-seen-id", _turn("hello"))  # an unknown id is still created
+    assert [s.id for s in store.sessions()] == ["never-seen-id"]
+
+
 def test_session_lookup_and_rename(store: DialogueStore) -> None:
     session_id = store.create_session("draft")
     store.rename_session(session_id, "合同纠纷")
