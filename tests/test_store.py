@@ -56,7 +56,7 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     Store(tmp_path).close()
     again = Store(tmp_path)
     names = [r[0] for r in again.db.execute("SELECT name FROM _migrations")]
-    assert names == ["m001_knowledge_bases"]
+    assert names == ["m001_knowledge_bases", "m002_chunk_headings"]
     assert {"kbs", "documents", "chunks"} <= set(again.db.table_names())
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
