@@ -21,7 +21,8 @@ answer sentence is the question restated with its gold answer). p10 / p50 / p90:
 | gold, wrong answer put in | .83 .86 .89 | .19 .41 .56 | .89 .91 .93 | .38 .53 .69 |
 
 Floor 0.80, weight 0.5 (the score alone at 0.45: balanced accuracy, gold against both negatives,
-0.966 en, 0.978 zh); the grid's best, 0.987, weighs words at 0.7, which a paraphrasing model would pay for.
+0.966 en, 0.978 zh); the grid's best, 0.987, weighs words at 0.7, which a paraphrasing model
+would pay for.
 The last row is the limit of the score alone: 36% (en) and 69% (zh) of wrong answers pass it. The
 score checks that a sentence says what its passage is about, not that each number in it is right,
 so `verify` also checks every number, negation and name against the supporting passage sentence
