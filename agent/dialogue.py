@@ -120,8 +120,13 @@ class DialogueManager:
                     route = dataclasses.replace(route, kbs=tuple(self.kb_domains))
                 self._search(state, route, filters, timings, t0)
                 probe = self._weigh(state, timings)
-                # Out of scope is for questions the documents are not about at all.
-                if probe.passed or (route.intent == "out_of_scope" and probe.on_topic):
+                # Out of scope is for questions the documents are not about at all: an unsure
+                # verdict ("找人替考被抓到了会怎么处理？" over a rulebook) gets the knowledge path,
+                # so at worst a refusal that shows the closest sources.
+                doubtful = route.intent == "out_of_scope" and (
+                    probe.on_topic or route.intent_confidence < PROBE_BELOW
+                )
+                if probe.passed or doubtful:
                     method = f"{route.method}+evidence"
                     route = state.route = dataclasses.replace(
                         route, intent="knowledge", method=method

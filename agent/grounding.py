@@ -3,14 +3,17 @@
 Evidence first: the sentence the trained scorer (agent/evidence.py) ranks most likely to answer
 is always part of the answer. When the model's verified sentences already rest on it they stand
 alone; otherwise it is quoted and cited after them, and when nothing the model wrote verifies it
-is the whole answer. A model reply that declines in any wording is a refusal (agent/refusal.py).
+is the whole answer, and so it is when the question asks for a number and the model's verified
+sentences state none. A model reply that declines in any wording is a refusal (agent/refusal.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.citations import SupportScorer, citation, verify, with_markers
+from agent.citations import SupportScorer, citation, strip_markers, verify, with_markers
+from agent.claims import quantities
+from agent.evidence import asks_number
 from agent.gate import GateDecision
 from agent.refusal import REFUSAL, is_refusal
 from agent.types import Citation
@@ -38,13 +41,18 @@ def ground(
     if not strict and checked.text:
         return checked.text, checked.citations, False
     kept = tuple(c for c in checked.citations if c.verified)
+    grounded = checked.grounded
+    if decision.evidence and asks_number(query) and not quantities(strip_markers(grounded)):
+        # "多少天内可以换货？" answered without a number ("…在多少天之内要求换货") answers
+        # nothing, however well it matches the passage: the evidence speaks instead.
+        grounded, kept = "", ()
     if decision.best < 0 or not decision.evidence:
-        return checked.grounded, kept, False
+        return grounded, kept, False
     if any(c.supporting_text == decision.evidence for c in kept):
-        return checked.grounded, kept, False
+        return grounded, kept, False
     n, quote = decision.best + 1, decision.evidence
     cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
     quoted = QUOTE[lang].format(text=with_markers(quote, [n]))
     joiner = "" if lang == "zh" else " "
-    answer = joiner.join(part for part in (checked.grounded, quoted) if part)
+    answer = joiner.join(part for part in (grounded, quoted) if part)
     return answer, (*kept, cite), False

@@ -163,6 +163,31 @@ def test_clarify_and_out_of_scope_answer_without_the_lm(
     assert not any(isinstance(e, Retrieved) for e in events)
 
 
+def test_an_answer_without_the_number_asked_for_gives_way_to_the_evidence(
+    make_manager, scripted_lm
+):
+    # "When …?" answered with a sentence that matches the passage but states no date.
+    lm = scripted_lm(["Carl Wilhelm Scheele discovered oxygen independently [1]."])
+    reply = reply_of(run(make_manager(lm), "s1", SCHEELE))
+    assert reply.answer.startswith("The documents say: ")
+    assert any(ch.isdigit() for ch in strip_markers(reply.answer)), reply.answer
+    assert reply.citations and all(c.verified for c in reply.citations)
+
+
+def test_unsure_out_of_scope_verdict_is_a_refusal_with_sources(
+    make_manager, scripted_lm, recording_router
+):
+    # The router is not sure the question is outside the documents: the user gets the knowledge
+    # path's refusal with the closest sources, never the canned out-of-scope reply.
+    lm = scripted_lm(["this must not be used"])
+    events = run(make_manager(lm, recording_router("out_of_scope", "general", 0.6)), "s1", MERCURY)
+    reply = reply_of(events)
+    assert reply.route.intent == "knowledge" and reply.refused
+    assert reply.answer.startswith("The knowledge base does not cover this")
+    assert reply.sources and any(isinstance(e, Retrieved) for e in events)
+    assert lm.calls == []
+
+
 @pytest.mark.parametrize("intent", ["clarify", "chitchat"])
 def test_unsure_small_talk_verdict_with_strong_evidence_is_answered(
     make_manager, scripted_lm, recording_router, intent
