@@ -62,6 +62,10 @@ _EN_NEGATION = re.compile(
 )
 # A capitalised word not at the start of the sentence: a name the passage must also contain.
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z]{2,}")
+# A question that asks who is answered by another name; any other question about a name is
+# answered about that name, or through a pronoun that stands for it.
+_ASKS_WHO = re.compile(r"^\s*(?:who|whom|whose)\b|谁", re.I)
+_PRONOUN = re.compile(r"\b(?:it|its|he|his|him|she|her|they|their|them|this|these)\b", re.I)
 _SELF_CONTRADICTION = re.compile(r"(.{2,12}?)[，,]\s*(?:不|并不|不是|不是很)(?:是)?\1")
 
 
@@ -186,6 +190,28 @@ def names(text: str) -> set[str]:
     return set(_NAME.findall(text))
 
 
+def about_someone_else(claim: str, support: str, question: str) -> bool:
+    """Whether the claim answers a question about one name with a fact about another that the
+    same supporting sentence mentions ("When did Scheele discover oxygen?" answered "…by
+    Priestley in 1773" from "…by Scheele in 1773 or earlier, and Priestley … in 1774").
+
+    >>> about_someone_else("It was made by Joseph Priestley in 1773.", "", "When did Scheele?")
+    False
+    >>> s = "Oxygen was discovered by Carl Scheele in 1773, and Joseph Priestley in 1774."
+    >>> about_someone_else("It was found by Joseph Priestley.", s, "When did Scheele?")
+    False
+    >>> about_someone_else("Joseph Priestley found it in 1773.", s, "When did Scheele find it?")
+    False
+    >>> about_someone_else("The find was by Joseph Priestley.", s, "When did Scheele find it?")
+    True
+    """
+    asked = {n for n in names(question) if n in support}
+    said = names(claim) - names(question)
+    if not asked or not said or _ASKS_WHO.search(question) or _PRONOUN.search(claim):
+        return False
+    return not asked & names(claim)
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     ok: bool
@@ -212,6 +238,8 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
             return ClaimCheck(False, f"number {q.value:g}{q.unit} not in the supporting sentence")
     if negation_differs(claim, support, question):
         return ClaimCheck(False, "negation differs")
+    if about_someone_else(claim, support, question):
+        return ClaimCheck(False, "about another name than the question's")
     lowered = f"{passage or support} {question}".lower()
     missing = [n for n in names(claim) if n.lower() not in lowered]
     if missing:

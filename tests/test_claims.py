@@ -90,6 +90,23 @@ def test_a_name_the_passage_lacks_fails():
     assert not check_claim("It was discovered by Lavoisier.", "Scheele discovered it.", "").ok
 
 
+OXYGEN = (
+    "Oxygen was discovered independently by Carl Wilhelm Scheele, in Uppsala, in 1773 or "
+    "earlier, and Joseph Priestley in Wiltshire, in 1774."
+)
+
+
+def test_a_fact_about_another_name_in_the_same_sentence_fails():
+    q = "When did Carl Wilhelm Scheele discover oxygen?"
+    wrong = check_claim("The discovery was made by Joseph Priestley in 1773.", OXYGEN, OXYGEN, q)
+    assert wrong.reason == "about another name than the question's"
+    assert check_claim("Scheele discovered it in 1773 or earlier.", OXYGEN, OXYGEN, q).ok
+    assert check_claim("He discovered it in Uppsala in 1773.", OXYGEN, OXYGEN, q).ok
+    # A who-question is answered by another name.
+    who = "Who discovered oxygen besides Carl Wilhelm Scheele?"
+    assert check_claim("Joseph Priestley discovered it too, in 1774.", OXYGEN, OXYGEN, who).ok
+
+
 LEAFLET = Hit(
     1,
     "leaflet",
