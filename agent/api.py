@@ -61,7 +61,7 @@ class Agent:
             router=self.router,
             store=self.store,
             scorer=SupportScorer(verifier),
-            kb_domains=self._kb_domains(),
+            kb_domains=self._kb_domains,
             config=turn,
         )
 
@@ -71,10 +71,6 @@ class Agent:
     ) -> Agent:
         """Build from a dict, a .toml/.json file, or keyword arguments (which win)."""
         return cls(AgentConfig.load(source, **overrides))
-
-    def refresh_knowledge_bases(self) -> None:
-        """Pick up knowledge bases created or dropped since the agent started."""
-        self.manager.kb_domains = self._kb_domains()
 
     def _kb_domains(self) -> dict[str, str]:
         return {info.name: info.domain for info in self.library.list()}

@@ -261,8 +261,9 @@ def supports(
         return True
     asked = set(segment(question))
     new = {w for w in content_words(sentence) if w not in asked}
-    if not new:
-        return bool(quantities(sentence))
+    if not new:  # only the question's words: it claims something only with a number of its own
+        given = quantities(question)
+        return any(not any(q.matches(g) for g in given) for q in quantities(sentence))
     # What the sentence adds to the question is what it claims: most of it must be in the
     # passage, and some of it in the supporting sentence (a wrong answer put in fails here).
     in_passage = len(new & set(segment(passage))) / len(new)

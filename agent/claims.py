@@ -220,8 +220,8 @@ class ClaimCheck:
 
 def check_claim(claim: str, support: str, passage: str, question: str = "") -> ClaimCheck:
     """Does `support` (the passage sentence that supports `claim`) back its specifics? What the
-    claim repeats from the `question` (a number, a name, a negation) is the question's premise,
-    not the answer's claim, and is not checked.
+    claim repeats from the `question` (a number the passage also states, a name, a negation) is
+    the question's premise, not the answer's claim, and is not checked.
 
     >>> check_claim("The maximum is 100 mg.", "Do not take more than 4,000 mg in 24 hours.", "").ok
     False
@@ -232,7 +232,11 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
     """
     if _SELF_CONTRADICTION.search(claim):
         return ClaimCheck(False, "contradicts itself")
-    stated = [*quantities(support), *quantities(question)]
+    # A number the question gave is the premise, but only where the passage speaks of it too:
+    # "2021年…1186万人" from a passage on 2020 moves the passage's figure to the asked year.
+    in_passage = quantities(passage or support)
+    premise = [q for q in quantities(question) if any(q.matches(p) for p in in_passage)]
+    stated = [*quantities(support), *premise]
     for q in quantities(claim):
         if not any(q.matches(s) for s in stated):
             return ClaimCheck(False, f"number {q.value:g}{q.unit} not in the supporting sentence")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.citations import SupportScorer
@@ -78,7 +78,7 @@ class DialogueManager:
         router: Router,
         store: DialogueStore,
         scorer: SupportScorer,
-        kb_domains: Mapping[str, str],
+        kb_domains: Mapping[str, str] | Callable[[], Mapping[str, str]],
         config: TurnConfig | None = None,
     ) -> None:
         self.lm = lm
@@ -87,8 +87,15 @@ class DialogueManager:
         self.store = store
         self.scorer = scorer
         self.finder = EvidenceFinder(scorer)
-        self.kb_domains = dict(kb_domains)
+        # A callable is read on every use: a knowledge base another process creates or drops is
+        # routed to (or not) from the next turn on.
+        self._kb_domains = kb_domains if callable(kb_domains) else (lambda: kb_domains)
         self.config = config or TurnConfig()
+
+    @property
+    def kb_domains(self) -> dict[str, str]:
+        """Every knowledge base's domain, as stored now."""
+        return dict(self._kb_domains())
 
     def turn(
         self,

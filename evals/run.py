@@ -220,7 +220,6 @@ def run_eval(
     if todo:  # a finished run is only summarized again: no model to load
         agent = Agent(config)
         kb = build_eval_kb(agent.library, group_corpus(evalset, cases, Path(out)))
-        agent.refresh_knowledge_bases()
         batched = _on_gpu(agent) if batch is None else batch
         bar = tqdm(
             total=len(cases), initial=len(done), desc=evalset.name, unit="case",

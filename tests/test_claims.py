@@ -136,3 +136,21 @@ def test_a_restated_question_does_not_verify(scorer):
     echo = verify("You should wait between paracetamol doses [1].", [LEAFLET], scorer, q)
     answer = verify("Leave at least 4 hours between doses [1].", [LEAFLET], scorer, q)
     assert not echo.grounded and answer.grounded
+
+
+def test_a_number_from_the_question_needs_the_passage_to_state_it():
+    # rgb-zh: the 2020 figure given as 2021's, verified before (numbers_in_passage false).
+    passage = "图表：2020年全年城镇新增就业1186万人 新华社发"
+    q = "2021年中国城镇新增就业了多少人"
+    moved = check_claim("2021年中国城镇新增就业人数是1186万人。", passage, passage, q)
+    assert not moved.ok and "2021" in moved.reason
+    same = "2020年中国城镇新增就业了多少人"
+    assert check_claim("2020年中国城镇新增就业人数是1186万人。", passage, passage, same).ok
+
+
+def test_a_restated_question_with_its_own_number_does_not_verify(scorer):
+    # xquad-zh: "谁是黑豹队2015的截锋领袖 [1]。" verified over a passage without 2015.
+    hit = Hit(1, "panthers", "kb", 1.0, "黑豹队的防守由截锋卡瓦恩·肖特领衔，他贡献了11次擒杀。")
+    q = "谁是黑豹队 2015 年的截锋领袖？"
+    echo = verify("谁是黑豹队2015的截锋领袖 [1]。", [hit], scorer, q)
+    assert not echo.grounded and not any(c.verified for c in echo.citations)

@@ -177,7 +177,6 @@ def ingest_uploads(
         shutil.rmtree(staging, ignore_errors=True)
         if not moved:
             _remove_empty(created)
-    agent.refresh_knowledge_bases()
     stored = {doc.doc_id: doc for doc in agent.library.documents(kb)}
     result_docs = [
         StoredDoc(p.name, stored[p.name].title, stored[p.name].n_chunks)

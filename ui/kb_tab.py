@@ -241,7 +241,6 @@ def build_kb_tab(
             agent.library.create((name or "").strip(), domain=domain)
         except (RetrievalError, ValueError) as e:
             return (f"⚠ {e}", gr.update(), gr.update())
-        agent.refresh_knowledge_bases()
         message = t("kb_created", lang_, kb=name.strip(), domain=t("domain_" + domain, lang_))
         names = access.readable(access.ui_principal(request), kb_names(agent))
         return (message, gr.update(choices=names, value=name.strip()), "")
