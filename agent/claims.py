@@ -205,11 +205,13 @@ def about_someone_else(claim: str, support: str, question: str) -> bool:
     >>> about_someone_else("The find was by Joseph Priestley.", s, "When did Scheele find it?")
     True
     """
-    asked = {n for n in names(question) if n in support}
-    said = names(claim) - names(question)
-    if not asked or not said or _ASKS_WHO.search(question) or _PRONOUN.search(claim):
+    in_question, in_claim = names(question), names(claim)
+    asked = {n for n in in_question if n in support}
+    if not asked or not in_claim - in_question:
         return False
-    return not asked & names(claim)
+    if _ASKS_WHO.search(question) or _PRONOUN.search(claim):
+        return False
+    return not asked & in_claim
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,9 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
         return ClaimCheck(False, "contradicts itself")
     # A number the question gave is the premise, but only where the passage speaks of it too:
     # "2021年…1186万人" from a passage on 2020 moves the passage's figure to the asked year.
-    in_passage = quantities(passage or support)
-    premise = [q for q in quantities(question) if any(q.matches(p) for p in in_passage)]
+    given = quantities(question)
+    in_passage = quantities(passage or support) if given else []
+    premise = [q for q in given if any(q.matches(p) for p in in_passage)]
     stated = [*quantities(support), *premise]
     for q in quantities(claim):
         if not any(q.matches(s) for s in stated):

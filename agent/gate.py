@@ -46,6 +46,7 @@ class GateDecision:
     evidence: str = ""  # the sentence of that hit closest to the query
     on_topic: bool = False  # the passages are about the question (the support check alone)
     ranked: tuple[Evidence, ...] = ()  # candidate answer sentences, most likely first
+    cut: float = 0.0  # the probability at which a ranked sentence is likely to answer
 
 
 def gate(
@@ -94,5 +95,5 @@ def weigh(
     top = readable[0] if readable else ranked[0]
     answered = ranked[0].score >= cut
     return GateDecision(
-        answered, top.score, top.hit, top.sentence, topic.passed or answered, ranked
+        answered, top.score, top.hit, top.sentence, topic.passed or answered, ranked, cut
     )

@@ -4,7 +4,9 @@ Evidence first: the sentence the trained scorer (agent/evidence.py) ranks most l
 is always part of the answer. When the model's verified sentences already rest on it they stand
 alone; otherwise it is quoted and cited after them, and when nothing the model wrote verifies it
 is the whole answer, and so it is when the question asks for a number and the model's verified
-sentences state none. A model reply that declines in any wording is a refusal (agent/refusal.py).
+sentences state none. A verified sentence resting on a passage sentence the scorer finds unlikely
+to answer is true but beside the question, and is left out. A model reply that declines in any
+wording is a refusal (agent/refusal.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def ground(
         # "多少天内可以换货？" answered without a number ("…在多少天之内要求换货") answers
         # nothing, however well it matches the passage: the evidence speaks instead.
         grounded, kept = "", ()
+    grounded, kept = _answering(grounded, kept, decision, lang)
     if decision.best < 0 or not decision.evidence:
         return grounded, kept, False
     if any(c.supporting_text == decision.evidence for c in kept):
@@ -56,3 +59,19 @@ def ground(
     joiner = "" if lang == "zh" else " "
     answer = joiner.join(part for part in (grounded, quoted) if part)
     return answer, (*kept, cite), False
+
+
+def _answering(
+    grounded: str, kept: tuple[Citation, ...], decision: GateDecision, lang: str
+) -> tuple[str, tuple[Citation, ...]]:
+    """The verified sentences that rest on a passage sentence likely to answer the question: a
+    true sentence that answers something else ("接种后须在观察区留观30分钟" asked about 取药)
+    is supported, not an answer."""
+    likely = {e.sentence for e in decision.ranked if e.score >= decision.cut}
+    answering = {c.sentence for c in kept if c.supporting_text in likely}
+    if not decision.ranked or answering == {c.sentence for c in kept}:
+        return grounded, kept
+    kept = tuple(c for c in kept if c.sentence in answering)
+    order = dict.fromkeys(c.sentence for c in kept)
+    parts = [with_markers(s, [c.n for c in kept if c.sentence == s]) for s in order]
+    return ("" if lang == "zh" else " ").join(parts), kept

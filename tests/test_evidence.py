@@ -94,3 +94,34 @@ def test_a_model_of_other_features_is_refused():
 def test_asks_number():
     assert asks_number("What is the maximum dose?") and asks_number("辞职要提前几天？")
     assert not asks_number("Who discovered oxygen?")
+
+
+CLINIC = (
+    "流感疫苗每年十月开始接种，60岁以上老人免费。接种后须在观察区留观30分钟。",
+    "慢性病患者凭医保卡每次最多可开具四周的药量。",
+)
+
+
+def test_a_true_sentence_beside_the_question_is_left_out(finder):
+    # Seen asking our own clinic notice: the model's copy of the vaccination sentence verified
+    # against its passage and was shown before the answer to a question on 取药.
+    from agent.gate import weigh
+    from agent.grounding import ground
+
+    q = "慢性病患者一次最多能开多少药？"
+    passages = hits(*CLINIC)
+    decision = weigh(q, passages, finder)
+    model = "接种后须在观察区留观30分钟 [1]。"
+    answer, cites, refused = ground(
+        model, query=q, lang="zh", hits=passages, decision=decision, scorer=finder.scorer,
+        strict=True,
+    )  # fmt: skip
+    assert not refused and "四周" in answer and "30分钟" not in answer, answer
+    assert all("四周" in c.supporting_text for c in cites)
+    # The same sentence answering its own question stays.
+    own = "接种后要观察多久？"
+    kept, _, _ = ground(
+        model, query=own, lang="zh", hits=passages, decision=weigh(own, passages, finder),
+        scorer=finder.scorer, strict=True,
+    )  # fmt: skip
+    assert "30分钟" in kept, kept
