@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from agent.citations import split_sentences
+from evals.sets import load_set
+from evals.support_calibration import read_corpus
 
 _NEG = re.compile(
     r"\b(?:no|not|nor|without|neither|failed|not significant|unclear|insufficient)\b",
@@ -33,14 +35,15 @@ _SIG = re.compile(
 
 def _cases(folder: Path) -> list[tuple[str, str, str]]:
     """(question, the abstract's last 4 sentences, gold label) per case."""
-    lines = (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    corpus = {d["id"]: d["text"] for d in map(json.loads, lines)}
-    out = []
-    for line in (folder / "cases.jsonl").read_text(encoding="utf-8").splitlines():
-        c = json.loads(line)
-        tail = " ".join(split_sentences(corpus[c["gold_doc_ids"][0]])[-4:])
-        out.append((c["question"], tail, c["answers"][0]))
-    return out
+    corpus = read_corpus(folder / "corpus.jsonl")
+    return [
+        (
+            c.question,
+            " ".join(split_sentences(corpus[c.gold_doc_ids[0]][0])[-4:]),
+            c.answers[0],
+        )
+        for c in load_set(folder).cases
+    ]
 
 
 def _lm_margin(cases: Sequence[tuple[str, str, str]]) -> np.ndarray:
