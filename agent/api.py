@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agent.citations import SupportScorer
 from agent.config import AgentConfig
-from agent.dialogue import DialogueManager, TurnConfig
+from agent.dialogue import DialogueManager
 from agent.limits import check_message, check_text
 from agent.protocols import LM, CancelToken
 from agent.state import DialogueStore, SessionInfo, TurnRecord
 from agent.types import Done, Event, Reply
+from agent.uploads import UploadLimits, UploadResult, delete_upload, ingest_uploads
 from prompts import render
 from retrieval.lang import detect_lang
-from retrieval.types import Filters
+from retrieval.types import Filters, Hit
+
+if TYPE_CHECKING:
+    from retrieval.ingest import IngestReport
+    from retrieval.store import DocInfo, KBInfo
+    from retrieval.types import Document
 
 
 class Agent:
@@ -44,25 +49,14 @@ class Agent:
         self.store = DialogueStore(self.data_dir / "dialogue.db")
         router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
         self.router = load_router(router_dir, verifier)
-        turn = TurnConfig(
-            k=cfg.k,
-            max_new_tokens=cfg.max_new_tokens,
-            context_tokens=cfg.context_tokens,
-            time_limit_s=cfg.time_limit_s,
-            history_turns=cfg.history_turns,
-            strict=cfg.strict,
-            evidence_threshold=cfg.evidence_threshold,
-        )
-        if cfg.gate_threshold is not None:
-            turn = dataclasses.replace(turn, gate_threshold=cfg.gate_threshold)
         self.manager = DialogueManager(
             lm=self.lm,
             searcher=self.searcher,
             router=self.router,
             store=self.store,
             scorer=SupportScorer(verifier),
-            kb_domains=self._kb_domains,
-            config=turn,
+            kb_domains=self.kb_domains,
+            config=cfg.turn,
         )
 
     @classmethod
@@ -72,8 +66,61 @@ class Agent:
         """Build from a dict, a .toml/.json file, or keyword arguments (which win)."""
         return cls(AgentConfig.load(source, **overrides))
 
-    def _kb_domains(self) -> dict[str, str]:
+    # Knowledge bases: what every front-end (CLI, web UI, HTTP API, evals) calls.
+
+    def knowledge_bases(self) -> list[KBInfo]:
+        return self.library.list()
+
+    def kb_domains(self) -> dict[str, str]:
+        """Every knowledge base and its domain, read now (another process may have changed it)."""
         return {info.name: info.domain for info in self.library.list()}
+
+    def create_kb(
+        self,
+        name: str,
+        *,
+        domain: str = "general",
+        embedder: str | None = None,
+        lang: str | None = None,
+    ) -> KBInfo:
+        return self.library.create(name, domain=domain, embedder=embedder, lang=lang)
+
+    def documents(self, kb: str) -> list[DocInfo]:
+        return self.library.documents(kb)
+
+    def add_files(
+        self,
+        kb: str,
+        files: Sequence[tuple[str, BinaryIO]],
+        *,
+        limits: UploadLimits | None = None,
+        domain: str | None = None,
+    ) -> UploadResult:
+        """Check (name, file) uploads against `limits`, keep and ingest them (agent/uploads.py)."""
+        return ingest_uploads(
+            self.library, self.data_dir, kb, files, limits or UploadLimits(), domain
+        )
+
+    def add_documents(self, kb: str, docs: Sequence[Document]) -> IngestReport:
+        return self.library.ingest_documents(kb, docs, progress=False)
+
+    def ingest_paths(self, kb: str, paths: Sequence[str | Path]) -> IngestReport:
+        return self.library.ingest_paths(kb, paths)
+
+    def delete_document(self, kb: str, doc_id: str) -> bool:
+        """Remove a document (from answers at once) and its stored upload, if it has one."""
+        return delete_upload(self.library, self.data_dir, kb, doc_id)
+
+    def search(
+        self, query: str, kbs: Sequence[str], *, k: int = 5, filters: Filters | None = None
+    ) -> list[Hit]:
+        """The passages a turn would retrieve for `query` (no rewrite, no routing)."""
+        return self.searcher.search(query, kbs, k=k, filters=filters)
+
+    @property
+    def scorer(self) -> SupportScorer:
+        """The support scorer the citation verifier uses (shared, with its sentence cache)."""
+        return self.manager.scorer
 
     def close(self) -> None:
         """Close the dialogue store and the knowledge bases (the model is left to the caller)."""
@@ -107,8 +154,8 @@ class Agent:
             allowed = set(readable)
             if chosen is not None:
                 chosen = [kb for kb in chosen if kb in allowed]
-            elif allowed != set(self.manager.kb_domains):
-                chosen = sorted(allowed & set(self.manager.kb_domains))
+            elif allowed != set(self.kb_domains()):
+                chosen = sorted(allowed & set(self.kb_domains()))
             if chosen == []:
                 raise ValueError("no knowledge base you may read was chosen")
         sid = session_id or self.store.create_session(title=message.strip()[:60], owner=owner or "")
@@ -142,6 +189,10 @@ class Agent:
         return sid
 
     # `owner`: the user whose sessions these are (None: every session, as on the command line).
+
+    def session(self, session_id: str, owner: str | None = None) -> SessionInfo:
+        """The session, or SessionNotFoundError (also for another owner's session)."""
+        return self.store.session(session_id, owner)
 
     def sessions(self, owner: str | None = None) -> list[SessionInfo]:
         return self.store.sessions(owner)
@@ -188,8 +239,8 @@ class Agent:
     def _complete(self, prompt: str, max_new_tokens: int | None) -> str:
         pieces = self.lm.stream(
             [{"role": "user", "content": prompt}],
-            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-            time_limit_s=self.config.time_limit_s,
+            max_new_tokens=max_new_tokens or self.config.turn.max_new_tokens,
+            time_limit_s=self.config.turn.time_limit_s,
         )
         return "".join(pieces).strip()
 

@@ -1,4 +1,5 @@
-"""Agent configuration: one dataclass, read from keyword arguments, a dict, or a TOML/JSON file."""
+"""Agent configuration: what a turn does (TurnConfig) inside what the agent is built from
+(AgentConfig), read from keyword arguments, a dict, or a TOML/JSON file; each validates itself."""
 
 from __future__ import annotations
 
@@ -15,6 +16,39 @@ MAX_MESSAGE_CHARS = 4000
 
 
 @dataclass(frozen=True)
+class TurnConfig:
+    """How one turn retrieves, answers and checks (the dialogue manager reads only this)."""
+
+    k: int = 5
+    max_new_tokens: int = 256
+    # LM tokens of retrieved passage text in an answer prompt (agent/context.py).
+    context_tokens: int = 1500
+    time_limit_s: float | None = 60.0
+    history_turns: int = 3
+    gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD (measured)
+    # Answerability: the best sentence's probability of answering (agent/evidence.py);
+    # default: the trained model's threshold; 0 answers whatever is on topic.
+    evidence_threshold: float | None = None
+    # Show only sentences a passage supports; unsupported ones are dropped (and reported).
+    strict: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.k, self.max_new_tokens, self.context_tokens) < 1 or self.history_turns < 0:
+            raise ValueError(
+                "k, max_new_tokens and context_tokens must be at least 1, history_turns ≥ 0"
+            )
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
+        for name in ("gate_threshold", "evidence_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1 (or unset), not {value}")
+
+
+TURN_KEYS = frozenset(f.name for f in fields(TurnConfig))
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     data_dir: str | None = None  # default: $CITEWISE_HOME or the per-user data dir
     # A local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL.
@@ -25,25 +59,13 @@ class AgentConfig:
     verifier: str = "bundled:e5"  # embedder for citation support and the evidence gate
     router: str | None = None  # trained router folder; default <data_dir>/router, else prototypes
     kbs: tuple[str, ...] = ()  # search only these; default: the router picks by domain
-    k: int = 5
-    max_new_tokens: int = 256
-    # LM tokens of retrieved passage text in an answer prompt (agent/context.py).
-    context_tokens: int = 1500
-    time_limit_s: float | None = 60.0
-    history_turns: int = 3
-    gate_threshold: float | None = None  # default: agent.gate.DEFAULT_THRESHOLD
-    # Answerability: the best sentence's probability of answering (agent/evidence.py);
-    # default: the trained model's threshold; 0 answers whatever is on topic.
-    evidence_threshold: float | None = None
-    strict: bool = True
+    turn: TurnConfig = field(default_factory=TurnConfig)
     max_message_chars: int = MAX_MESSAGE_CHARS
     fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if min(self.k, self.max_new_tokens, self.context_tokens, self.max_message_chars) < 1:
-            raise ValueError(
-                "k, max_new_tokens, context_tokens and max_message_chars must be at least 1"
-            )
+        if self.max_message_chars < 1:
+            raise ValueError("max_message_chars must be at least 1")
         if self.device not in (None, "cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
 
@@ -51,7 +73,11 @@ class AgentConfig:
     def load(
         cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any
     ) -> AgentConfig:
-        """From a dict, a .toml or .json file, or nothing; keyword overrides win."""
+        """From a dict, a .toml or .json file, or nothing; keyword overrides win.
+
+        The turn's settings may be given flat (`max_new_tokens = 64`) or as a `[turn]` table;
+        flat keys win over the table's.
+        """
         values: dict[str, Any] = {}
         if isinstance(source, Mapping):
             values.update(source)
@@ -68,7 +94,17 @@ class AgentConfig:
             else:
                 raise ValueError(f"config file {path}: use .toml or .json")
         values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in fields(cls)}
+        turn = values.pop("turn", {})
+        if isinstance(turn, TurnConfig):
+            turn = {f.name: getattr(turn, f.name) for f in fields(TurnConfig)}
+        if not isinstance(turn, Mapping):
+            raise ValueError("turn must be a table of turn settings, e.g. [turn] k = 5")
+        turn = {**turn, **{k: values.pop(k) for k in TURN_KEYS & set(values)}}
+        unknown_turn = sorted(set(turn) - TURN_KEYS)
+        if unknown_turn:
+            raise ValueError(f"unknown turn keys {unknown_turn}; known: {sorted(TURN_KEYS)}")
+        values["turn"] = TurnConfig(**turn)
+        known = {f.name for f in fields(cls)} | TURN_KEYS
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")

@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from agent.citations import SupportScorer
+from agent.config import TurnConfig
 from agent.context import evidence_hits, fit_passages
 from agent.evidence import EvidenceFinder
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
@@ -52,19 +52,6 @@ from retrieval.types import Filters, Hit
 
 # Below this confidence a chit-chat or clarify verdict is checked against the documents first.
 PROBE_BELOW = 0.9
-
-
-@dataclass(frozen=True)
-class TurnConfig:
-    k: int = 5
-    max_new_tokens: int = 256
-    context_tokens: int = 1500  # passage text in the answer prompt, in LM tokens
-    time_limit_s: float | None = 60.0
-    history_turns: int = 3
-    gate_threshold: float = DEFAULT_THRESHOLD
-    evidence_threshold: float | None = None  # None: the trained evidence model's own
-    # Show only sentences a passage supports; unsupported ones are dropped (and reported).
-    strict: bool = True
 
 
 class DialogueManager:
@@ -229,7 +216,11 @@ class DialogueManager:
         """The evidence gate's verdict on `state.hits`."""
         cfg = self.config
         decision = weigh(
-            state.query, state.hits, self.finder, cfg.gate_threshold, cfg.evidence_threshold
+            state.query,
+            state.hits,
+            self.finder,
+            DEFAULT_THRESHOLD if cfg.gate_threshold is None else cfg.gate_threshold,
+            cfg.evidence_threshold,
         )
         timings["gate_strength"] = round(decision.strength, 4)
         return decision

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from retrieval.types import Hit
 
@@ -59,6 +60,15 @@ class Reply:
     timings: dict[str, float] = field(default_factory=dict)
     model: str = ""
     lang: str = "en"
+
+    def to_json(self) -> dict[str, Any]:
+        """The reply as plain JSON-able data (sources trimmed to what a citation needs)."""
+        data = asdict(self)
+        data["sources"] = [
+            {k: h[k] for k in ("kb", "doc_id", "chunk_id", "title", "score", "text")}
+            for h in data["sources"]
+        ]
+        return data
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def main() -> None:
         if not (data / "citewise.db").is_file():
             ingest_demo(data)
         # The time limit covers the wait for the shared model, so it is set far above the run.
-        config = AgentConfig(
+        config = AgentConfig.load(
             data_dir=str(data), max_new_tokens=args.max_new_tokens, time_limit_s=3600
         )
         agent = Agent(config)

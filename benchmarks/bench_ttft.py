@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from agent.api import Agent
-from agent.config import AgentConfig
+from agent.config import AgentConfig, TurnConfig
 from agent.types import Done, Retrieved, Routed, Token
 from retrieval.demo import DEMO_CASES, demo_corpus_files
 from retrieval.kb import Library
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument(
         "--context-tokens",
         type=int,
-        default=AgentConfig.context_tokens,
+        default=TurnConfig.context_tokens,
         help="passage tokens in the answer prompt (a large value puts every passage in whole)",
     )
     args = ap.parse_args()
@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.data_dir) if args.data_dir else Path(tmp)
         ingest_demo(folder)  # unchanged documents are skipped, so a second run starts at once
-        config = AgentConfig(
+        config = AgentConfig.load(
             data_dir=str(folder),
             device="cpu",
             max_new_tokens=args.max_new_tokens,

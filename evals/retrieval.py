@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from evals.metrics import dedupe, mean_scores, retrieval_scores
 from evals.sets import EvalSet
+from retrieval.ingest import IngestReport
 from retrieval.kb import Library
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters
@@ -37,16 +38,20 @@ def build_eval_kb(library: Library, evalset: EvalSet, embedder: str | None = Non
     """Ingest the set's corpus (a no-op when already ingested) and return the kb name."""
     kb = eval_kb_name(evalset, embedder)
     if kb not in {info.name for info in library.list()}:
-        library.create(kb, embedder=embedder, lang=_majority_lang(evalset))
-    report = library.ingest_paths(kb, [evalset.corpus])
+        library.create(kb, embedder=embedder, lang=majority_lang(evalset))
+    check_ingested(evalset, library.ingest_paths(kb, [evalset.corpus]))
+    return kb
+
+
+def check_ingested(evalset: EvalSet, report: IngestReport) -> None:
+    """A corpus line the loaders skipped would silently shrink the set: stop instead."""
     if report.skipped:
         raise ValueError(
             f"{evalset.corpus}: {len(report.skipped)} lines skipped, first: {report.skipped[0]}"
         )
-    return kb
 
 
-def _majority_lang(evalset: EvalSet) -> str | None:
+def majority_lang(evalset: EvalSet) -> str | None:
     langs = [c.lang for c in evalset.cases if c.lang]
     if not langs:
         return None

@@ -29,7 +29,7 @@ from agent.types import Done, Reply, Token
 from evals.batching import BatchingLM
 from evals.grounding import number_in, supported_sentences
 from evals.metrics import dedupe
-from evals.retrieval import DEPTH, build_eval_kb
+from evals.retrieval import DEPTH, check_ingested, eval_kb_name, majority_lang
 from evals.runstore import CaseRecord, RunStore
 from evals.scoring import aggregate, breakdown, case_scores, rescored
 from evals.sets import Case, EvalSet, load_set
@@ -88,7 +88,7 @@ def run_case(agent: Agent, kb: str, case: Case) -> CaseRecord:
     agent.delete_session(sid)
     if reply is None:
         raise RuntimeError(f"case {case.id}: the turn ended without a reply")
-    hits = agent.searcher.search(reply.rewritten_query, [kb], k=DEPTH, filters=filters)
+    hits = agent.search(reply.rewritten_query, [kb], k=DEPTH, filters=filters)
     timings = {**reply.timings, "total_ms": round(total_ms, 1)}
     if "new_tokens" in reply.timings:
         timings["gen_ms"] = round((last - first) * 1000, 1)
@@ -98,7 +98,7 @@ def run_case(agent: Agent, kb: str, case: Case) -> CaseRecord:
         else supported_sentences(
             reply.answer,
             [h.text for h in reply.sources],
-            agent.manager.scorer,
+            agent.scorer,
             reply.rewritten_query,
         )
     )
@@ -171,6 +171,15 @@ def code_version() -> str:
     return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
+def _eval_kb(agent: Agent, evalset: EvalSet) -> str:
+    """The set's own knowledge base, through the agent (ingesting is a no-op when done)."""
+    kb = eval_kb_name(evalset, None)
+    if kb not in agent.kb_domains():
+        agent.create_kb(kb, lang=majority_lang(evalset))
+    check_ingested(evalset, agent.ingest_paths(kb, [evalset.corpus]))
+    return kb
+
+
 def _on_gpu(agent: Agent) -> bool:
     device = getattr(agent.lm, "device", None)
     return getattr(device, "type", "cpu") == "cuda" and hasattr(agent.lm, "batch_size")
@@ -219,7 +228,7 @@ def run_eval(
     batched = bool(json.loads(previous.read_text()).get("batched")) if previous.is_file() else False
     if todo:  # a finished run is only summarized again: no model to load
         agent = Agent(config)
-        kb = build_eval_kb(agent.library, group_corpus(evalset, cases, Path(out)))
+        kb = _eval_kb(agent, group_corpus(evalset, cases, Path(out)))
         batched = _on_gpu(agent) if batch is None else batch
         bar = tqdm(
             total=len(cases), initial=len(done), desc=evalset.name, unit="case",

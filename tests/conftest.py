@@ -259,7 +259,8 @@ def science_library(tmp_path_factory, e5_embedder, demo_docs):  # -> retrieval.k
 def make_manager(tmp_path, e5_embedder, science_library):
     """Build a DialogueManager over `science_library` with a fresh store and the given LM/router."""
     from agent.citations import SupportScorer
-    from agent.dialogue import DialogueManager, TurnConfig
+    from agent.config import TurnConfig
+    from agent.dialogue import DialogueManager
     from agent.state import DialogueStore
     from retrieval.search import HybridSearcher
 
@@ -344,7 +345,7 @@ def serve_education(education_data_dir, tmp_path_factory):
         data = tmp_path_factory.mktemp("served") / "data"
         shutil.copytree(education_data_dir, data)
         settings = {"data_dir": str(data), "device": "cpu", "max_new_tokens": 48, **config}
-        agent = Agent(AgentConfig(**settings), lm=lm)
+        agent = Agent(AgentConfig.load(settings), lm=lm)
         try:
             with background_server(create_app(agent, ServerSettings())) as url:
                 yield agent, url

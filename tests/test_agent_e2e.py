@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import AgentConfig
+from agent.gate import DEFAULT_THRESHOLD
 from agent.types import Done, Retrieved, Rewritten, Routed, Token
 from retrieval.lang import detect_lang
 
@@ -63,7 +64,7 @@ def test_uncovered_question_is_refused(education_agent):
     assert reply.refused and not reply.citations
     assert reply.notices[0].kind == "refusal"
     assert reply.sources, "the closest sources are listed"
-    assert reply.timings["gate_strength"] < education_agent.manager.config.gate_threshold
+    assert reply.timings["gate_strength"] < DEFAULT_THRESHOLD
 
 
 @pytest.mark.slow
@@ -126,7 +127,9 @@ def test_config_from_dict_and_toml_agree(tmp_path):
     )
     assert from_toml == from_dict
     assert from_toml.kbs == ("education",) and from_toml.fusion_weights == {"zh": (0.5, 1.0)}
-    assert AgentConfig.load(toml, max_new_tokens=8).max_new_tokens == 8  # keywords win
+    assert AgentConfig.load(toml, max_new_tokens=8).turn.max_new_tokens == 8  # keywords win
+    nested = AgentConfig.load({"turn": {"k": 3, "max_new_tokens": 20}, "max_new_tokens": 30})
+    assert (nested.turn.k, nested.turn.max_new_tokens) == (3, 30)  # flat keys win
 
 
 @pytest.mark.slow
@@ -138,7 +141,7 @@ def test_agent_was_built_from_a_dict(education_agent):
         time_limit_s=120.0,
     )
     assert education_agent.manager.config.max_new_tokens == 48
-    assert education_agent.manager.kb_domains == {"education": "education"}
+    assert education_agent.kb_domains() == {"education": "education"}
 
 
 def test_config_errors_say_what_to_fix(tmp_path):
@@ -148,3 +151,9 @@ def test_config_errors_say_what_to_fix(tmp_path):
         AgentConfig.load(tmp_path / "missing.toml")
     with pytest.raises(ValueError, match="device"):
         AgentConfig.load({"device": "tpu"})
+    with pytest.raises(ValueError, match="unknown turn keys"):
+        AgentConfig.load({"turn": {"top_k": 3}})
+    with pytest.raises(ValueError, match="evidence_threshold must be between 0 and 1"):
+        AgentConfig.load({"evidence_threshold": 1.5})
+    with pytest.raises(ValueError, match="k, max_new_tokens and context_tokens"):
+        AgentConfig.load({"k": 0})

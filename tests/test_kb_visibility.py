@@ -34,18 +34,18 @@ def test_a_kb_added_and_dropped_by_the_cli_is_routed_to_and_then_not(tmp_path, s
     lm = scripted_lm(respond=lambda messages: "An adult can take at most 4,000 mg in 24 hours [1].")
     agent = Agent(AgentConfig(data_dir=str(data), device="cpu"), lm=lm)
     try:
-        assert agent.manager.kb_domains == {}
+        assert agent.kb_domains() == {}
         leaflet = tmp_path / "leaflet.md"
         leaflet.write_text(LEAFLET, encoding="utf-8")
         _cli(data, "ingest", "--kb", "clinic", "--domain", "medical", "--lang", "en", str(leaflet))
 
-        assert agent.manager.kb_domains == {"clinic": "medical"}
+        assert agent.kb_domains() == {"clinic": "medical"}
         reply = agent.ask(QUESTION)  # the router chooses: no kbs named
         assert not reply.refused and "4,000 mg" in reply.answer, reply.answer
         assert {c.kb for c in reply.citations} == {"clinic"}
 
         _cli(data, "kb", "drop", "clinic")
-        assert agent.manager.kb_domains == {}
+        assert agent.kb_domains() == {}
         after = agent.ask(QUESTION)
         assert not after.citations and "4,000" not in after.answer, after.answer
     finally:

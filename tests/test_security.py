@@ -34,7 +34,7 @@ def agent(education_data_dir, tmp_path_factory, scripted_lm):
     data = tmp_path_factory.mktemp("security") / "data"
     shutil.copytree(education_data_dir, data)
     agent = Agent(
-        AgentConfig(data_dir=str(data), device="cpu", max_new_tokens=16),
+        AgentConfig.load(data_dir=str(data), device="cpu", max_new_tokens=16),
         lm=scripted_lm(respond=lambda messages: "Hello."),
     )
     yield agent
@@ -207,12 +207,12 @@ def test_unstorable_file_names_are_a_clear_4xx(agent, name):
 
 
 def test_unstorable_names_given_to_ingest_uploads_are_refused_before_the_disk(agent):
-    from ui.api_uploads import UploadRejected, ingest_uploads
+    from agent.uploads import UploadRejected
 
     before = snapshot(agent.data_dir)
     for kb, name in [("education", "\ud800.md"), ("..", "ok.md"), ("\ud800", "ok.md")]:
         with pytest.raises(UploadRejected) as refused:
-            ingest_uploads(agent, ServerSettings(), kb, [(name, io.BytesIO(b"text"))])
+            agent.add_files(kb, [(name, io.BytesIO(b"text"))])
         assert refused.value.status == 400
     assert snapshot(agent.data_dir) == before
 

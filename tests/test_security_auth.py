@@ -34,7 +34,7 @@ def agent(education_data_dir, tmp_path_factory, scripted_lm):
     data = tmp_path_factory.mktemp("security-auth") / "data"
     shutil.copytree(education_data_dir, data)
     agent = Agent(
-        AgentConfig(data_dir=str(data), device="cpu", max_new_tokens=32),
+        AgentConfig.load(data_dir=str(data), device="cpu", max_new_tokens=32),
         lm=scripted_lm(respond=quote_first_passage),
     )
     yield agent
@@ -181,7 +181,7 @@ def test_each_user_continues_only_their_own_sessions(agent, accounts):
 
 def test_the_chat_ui_layer_shows_users_only_their_own_conversations(agent, accounts):
     from agent.state import SessionNotFoundError, TurnNotFoundError
-    from ui import chat_session
+    from ui.web import session as chat_session
 
     http, as_ = accounts
     reply = _ask(http, as_("alice"), "When did Scheele discover oxygen?").json()
@@ -204,8 +204,8 @@ def test_the_chat_ui_layer_shows_users_only_their_own_conversations(agent, accou
 def test_a_conversation_deleted_mid_answer_is_not_stored_again_without_its_owner(agent, accounts):
     # The chat's Delete button runs beside the answer it may cut short: the answer's turn is
     # stored only when it ends, after the session is gone, and must not bring it back ownerless.
-    from ui import chat_session
-    from ui.chat_answer import ANY, AUTO, answer_steps
+    from ui.web import session as chat_session
+    from ui.web.answer import ANY, AUTO, answer_steps
 
     settings = ServerSettings(accounts=True)
     state = chat_session.ChatState()
@@ -232,8 +232,8 @@ def test_sessions_without_an_owner_are_shown_to_no_account(agent, accounts, user
     from types import SimpleNamespace
 
     from agent.state import SessionNotFoundError
-    from ui import chat_session
     from ui.auth import Access
+    from ui.web import session as chat_session
 
     http, as_ = accounts
     history = [

@@ -13,8 +13,8 @@ import time
 import pytest
 from cli_run import ROOT, run_cli
 
-from ui.cli import build_parser
-from ui.cli_ui import settings_from_args
+from ui.cli.main import build_parser
+from ui.cli.serve import settings_from_args
 
 
 def _fast(done: subprocess.CompletedProcess[str], seconds: float, started: float) -> None:

@@ -69,7 +69,7 @@ def fuzz(education_data_dir, tmp_path_factory, scripted_lm):
     data = tmp_path_factory.mktemp("fuzz") / "data"
     shutil.copytree(education_data_dir, data)
     agent = Agent(
-        AgentConfig(data_dir=str(data), device="cpu", max_new_tokens=8),
+        AgentConfig.load(data_dir=str(data), device="cpu", max_new_tokens=8),
         lm=scripted_lm(respond=lambda messages: "Hello."),
     )
     (data / "notes.md").write_text("a file at the top of the data directory\n")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from cli_run import run_cli
 
-from ui.cli import build_parser
-from ui.cli_ui import settings_from_args
-from ui.ratelimit import RateLimiter, retry_after
+from ui.cli.main import build_parser
+from ui.cli.serve import settings_from_args
+from ui.http.ratelimit import RateLimiter, retry_after
 from ui.settings import ServerSettings
 
 

@@ -10,8 +10,11 @@ import pytest
 from agent.state import EvidenceRecord, TurnRecord
 from agent.types import Citation, Notice, Reply, Route
 from retrieval.types import Filters, Hit
-from ui.chat_answer import ANY, AUTO, scope
-from ui.chat_render import (
+from ui.settings import ServerSettings
+from ui.web.answer import ANY, AUTO, scope
+from ui.web.i18n import STRINGS, Labels, browser_lang, t
+from ui.web.kb_tab import check_uploads
+from ui.web.render import (
     answer_html,
     details_markdown,
     esc,
@@ -20,9 +23,6 @@ from ui.chat_render import (
     sources_html,
     turn_sources,
 )
-from ui.i18n import STRINGS, Labels, browser_lang, t
-from ui.kb_tab import check_uploads
-from ui.settings import ServerSettings
 
 PASSAGE = (
     "Oxygen was discovered independently by Carl Wilhelm Scheele, in Uppsala, in 1773 or "
@@ -191,7 +191,7 @@ def test_scope_of_selector_values():
     from types import SimpleNamespace
 
     # scope() reads only the knowledge-base domains
-    agent = SimpleNamespace(manager=SimpleNamespace(kb_domains={"legal": "legal", "medical": "x"}))
+    agent = SimpleNamespace(kb_domains=lambda: {"legal": "legal", "medical": "x"})
     assert scope(agent, AUTO, ANY) == (None, None)  # type: ignore[arg-type]
     assert scope(agent, "legal", ANY) == (["legal"], None)  # type: ignore[arg-type]
     assert scope(agent, AUTO, "medical") == (  # type: ignore[arg-type]

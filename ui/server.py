@@ -24,9 +24,9 @@ def create_app(agent: Agent, settings: ServerSettings, users: UserStore | None =
     directory's users.db); see ui/auth.py for who may do what in each mode."""
     import gradio as gr
 
-    from ui.api import ERROR_HANDLERS, api_router
     from ui.auth import Access, LoginGuard
-    from ui.chat import build_chat
+    from ui.http.app import ERROR_HANDLERS, api_router
+    from ui.web.chat import build_chat
 
     if settings.accounts and users is None:
         users = UserStore.for_data_dir(agent.data_dir)
@@ -39,7 +39,7 @@ def create_app(agent: Agent, settings: ServerSettings, users: UserStore | None =
         exception_handlers=ERROR_HANDLERS,
     )
     app.include_router(api_router(agent, settings, access))
-    # The chat sets its own queue and concurrency limits (ui/chat.py): the model is shared.
+    # The chat sets its own queue and concurrency limits (ui/web/chat.py): the model is shared.
     blocks = build_chat(agent, settings, access)
     app.add_middleware(LoginGuard, settings=settings)
     return gr.mount_gradio_app(

@@ -6,9 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from agent.config import MAX_MESSAGE_CHARS
+from agent.uploads import ALLOWED_UPLOAD_TYPES, UploadLimits
 
-# Types the knowledge-base loaders read (retrieval/loaders.py); anything else is refused at upload.
-ALLOWED_UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -75,6 +74,12 @@ class ServerSettings:
                 f"{' and the '.join(self.open_parts)} would have no login: set --username/"
                 "--password (UI) and --api-token (API), or pass --insecure to accept the risk"
             )
+
+    @property
+    def upload_limits(self) -> UploadLimits:
+        return UploadLimits(
+            self.max_upload_mb, self.max_upload_files, self.max_upload_chars, self.allowed_types
+        )
 
     @property
     def is_loopback(self) -> bool:

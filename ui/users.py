@@ -1,6 +1,6 @@
 """User accounts, API tokens and who may read which knowledge base: `<data_dir>/users.db`.
 
-Managed from the command line (`citewise users ...`, ui/cli_users.py). Passwords are hashed with
+Managed from the command line (`citewise users ...`, ui/cli/users.py). Passwords are hashed with
 argon2id (argon2-cffi), never stored or logged in clear. API tokens are random 256-bit strings
 shown once when created; only their SHA-256 is stored (a token is not guessable, so a fast hash
 is enough, and a request is matched by one indexed lookup).

@@ -9,7 +9,7 @@ from fastapi import HTTPException, Request
 
 from ui.auth import Access
 from ui.clients import client_address
-from ui.ratelimit import RateLimiter, retry_after
+from ui.http.ratelimit import RateLimiter, retry_after
 from ui.users import SINGLE_USER, Principal
 
 

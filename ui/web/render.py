@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from agent.state import TurnRecord
 from agent.types import Citation, Notice, Reply, Route
-from ui.i18n import t
+from ui.web.i18n import t
 
 SNIPPET_CHARS = 420  # passage text shown around the highlighted sentences
 CLOSEST_SHOWN = 3  # passages listed when an answer was refused
 
-# Global CSS of the chat; ui/chat.py puts it in the page (Gradio 6 takes css at launch/mount).
+# Global CSS of the chat; ui/web/chat.py puts it in the page (Gradio 6 takes css at launch/mount).
 CHAT_CSS = """
 .cw-answer p { margin: 0 0 .4em 0; }
 .cw-notice { border-left: 4px solid #888; background: #f4f4f5; color: #1f2937; padding: .45em .7em;

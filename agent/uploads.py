@@ -1,8 +1,10 @@
-"""Uploaded files into a knowledge base: checked against the server's limits, kept under
-`<data_dir>/uploads/<kb>/` (outside what Gradio serves), and ingested before they are acknowledged.
+"""Uploaded files into a knowledge base: checked against limits, kept under
+`<data_dir>/uploads/<kb>/` (outside what the web UI serves), and ingested before they are
+acknowledged.
 
-Plain functions over file objects, so the HTTP API and the chat UI's upload tab enforce the same
-limits the same way.
+A domain operation, reached through `Agent.add_files` / `Agent.delete_document`; the checks are
+plain functions so a front-end can refuse a request before reading its body, and the HTTP API
+and the chat UI's upload tab enforce the same limits the same way.
 """
 
 from __future__ import annotations
@@ -17,16 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from agent import Agent
 from retrieval.kb import _NAME as KB_NAME
+from retrieval.kb import Library
 from retrieval.loaders import Skipped, load_paths
 from retrieval.types import DOMAINS, Document
-from ui.settings import ServerSettings
 
 _MB = 1024 * 1024
 # A stored file name in bytes: well under the 255 of common file systems, with room to spare.
 MAX_NAME_BYTES = 200
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/]")
+
+
+# Types the knowledge-base loaders read (retrieval/loaders.py); anything else is refused at upload.
+ALLOWED_UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may hold (the server's settings carry the configured values)."""
+
+    max_upload_mb: float = 20.0  # per file
+    max_upload_files: int = 20  # per request
+    max_upload_chars: int = 1_000_000  # text extracted from one uploaded file
+    allowed_types: tuple[str, ...] = ALLOWED_UPLOAD_TYPES
 
 
 class UploadRejected(ValueError):
@@ -55,9 +70,9 @@ class UploadResult:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
 
 
-def upload_dir(agent: Agent, kb: str) -> Path:
+def upload_dir(data_dir: Path, kb: str) -> Path:
     """`<data_dir>/uploads/<kb>`, for a knowledge-base name that passed `check_kb_name`."""
-    return agent.data_dir / "uploads" / check_kb_name(kb)
+    return data_dir / "uploads" / check_kb_name(kb)
 
 
 def check_kb_name(kb: str) -> str:
@@ -72,7 +87,7 @@ def check_kb_name(kb: str) -> str:
     return kb
 
 
-def check_upload(name: str, size: int | None, settings: ServerSettings) -> str:
+def check_upload(name: str, size: int | None, limits: UploadLimits) -> str:
     """The file's safe base name, or UploadRejected (415 wrong type, 413 too large, 400 a name
     that cannot be stored: none, hidden, control characters, not UTF-8, over 200 bytes)."""
     base = Path((name or "").replace("\\", "/")).name
@@ -93,35 +108,36 @@ def check_upload(name: str, size: int | None, settings: ServerSettings) -> str:
             f"{MAX_NAME_BYTES}: rename the file",
         )
     ext = Path(base).suffix.lower()
-    if ext not in settings.allowed_types:
+    if ext not in limits.allowed_types:
         raise UploadRejected(
             415,
             f"{base}: type {ext or '(none)'} is not accepted; upload one of "
-            f"{' '.join(settings.allowed_types)}",
+            f"{' '.join(limits.allowed_types)}",
         )
-    if size is not None and size > settings.max_upload_mb * _MB:
+    if size is not None and size > limits.max_upload_mb * _MB:
         raise UploadRejected(
-            413, f"{base} is {size / _MB:.1f} MB; the limit is {settings.max_upload_mb:g} MB a file"
+            413, f"{base} is {size / _MB:.1f} MB; the limit is {limits.max_upload_mb:g} MB a file"
         )
     return base
 
 
-def check_count(count: int, settings: ServerSettings) -> None:
+def check_count(count: int, limits: UploadLimits) -> None:
     if count < 1:
         raise UploadRejected(400, "no files in the upload: send them as the form field 'files'")
-    if count > settings.max_upload_files:
+    if count > limits.max_upload_files:
         raise UploadRejected(
             413,
-            f"{count} files in one upload; the limit is {settings.max_upload_files}: "
+            f"{count} files in one upload; the limit is {limits.max_upload_files}: "
             "send them in several uploads",
         )
 
 
 def ingest_uploads(
-    agent: Agent,
-    settings: ServerSettings,
+    library: Library,
+    data_dir: Path,
     kb: str,
     files: Sequence[tuple[str, BinaryIO]],
+    limits: UploadLimits,
     domain: str | None = None,
 ) -> UploadResult:
     """Check, store and ingest (name, file) pairs; returns once they are searchable.
@@ -136,17 +152,17 @@ def ingest_uploads(
     nothing could be read the whole upload is rejected (422).
     """
     check_kb_name(kb)
-    check_count(len(files), settings)
+    check_count(len(files), limits)
     if domain is not None and domain not in DOMAINS:
         raise UploadRejected(400, f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
-    names = [check_upload(name, None, settings) for name, _ in files]
+    names = [check_upload(name, None, limits) for name, _ in files]
     if len(set(names)) != len(names):
         raise UploadRejected(400, "two uploaded files have the same name; rename one")
-    if domain is None and kb in {info.name for info in agent.library.list()}:
-        domain = agent.library.info(kb).domain
-    folder = upload_dir(agent, kb)
+    if domain is None and kb in {info.name for info in library.list()}:
+        domain = library.info(kb).domain
+    folder = upload_dir(data_dir, kb)
     created = _make_dirs(folder)
-    limit = int(settings.max_upload_mb * _MB)
+    limit = int(limits.max_upload_mb * _MB)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
     moved: list[Path] = []
     try:
@@ -156,7 +172,7 @@ def ingest_uploads(
         docs: list[Document] = []
         skipped: list[dict[str, str]] = []
         for item in load_paths(
-            staged, domain=domain, max_bytes=limit, max_chars=settings.max_upload_chars
+            staged, domain=domain, max_bytes=limit, max_chars=limits.max_upload_chars
         ):
             if isinstance(item, Skipped):
                 skipped.append({"file": Path(item.path).name, "reason": item.reason})
@@ -166,7 +182,7 @@ def ingest_uploads(
         if not docs:
             reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
             raise UploadRejected(422, f"no file could be read: {reasons}")
-        report = agent.library.ingest_documents(kb, docs, progress=False)
+        report = library.ingest_documents(kb, docs, progress=False)
         skipped += [{"file": Path(s.path).name, "reason": s.reason} for s in report.skipped]
         bad |= {Path(s.path).name for s in report.skipped}
         for path in staged:
@@ -177,7 +193,7 @@ def ingest_uploads(
         shutil.rmtree(staging, ignore_errors=True)
         if not moved:
             _remove_empty(created)
-    stored = {doc.doc_id: doc for doc in agent.library.documents(kb)}
+    stored = {doc.doc_id: doc for doc in library.documents(kb)}
     result_docs = [
         StoredDoc(p.name, stored[p.name].title, stored[p.name].n_chunks)
         for p in moved
@@ -194,13 +210,13 @@ def ingest_uploads(
     )
 
 
-def delete_upload(agent: Agent, kb: str, doc_id: str) -> bool:
+def delete_upload(library: Library, data_dir: Path, kb: str, doc_id: str) -> bool:
     """Remove a document from the knowledge base (at once from answers) and its stored upload."""
-    deleted = agent.library.delete_doc(kb, doc_id)
+    deleted = library.delete_doc(kb, doc_id)
     if deleted and KB_NAME.fullmatch(kb):
         name = Path(doc_id).name
         if name == doc_id and not name.startswith("."):
-            (upload_dir(agent, kb) / name).unlink(missing_ok=True)
+            (upload_dir(data_dir, kb) / name).unlink(missing_ok=True)
     return deleted
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ui import cli_agent, cli_eval, cli_feedback, cli_retrieval, cli_ui, cli_users
+from ui.cli import ask, evals, feedback, kb, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,12 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where knowledge bases and sessions live (default: $CITEWISE_HOME, else per-user)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cli_retrieval.register(sub)
-    cli_agent.register(sub)
-    cli_eval.register(sub)
-    cli_ui.register(sub)
-    cli_feedback.register(sub)
-    cli_users.register(sub)
+    kb.register(sub)
+    ask.register(sub)
+    evals.register(sub)
+    serve.register(sub)
+    feedback.register(sub)
+    users.register(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from typing import Any, BinaryIO, cast
 
@@ -12,17 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive
 
 from agent import Agent
-from retrieval.errors import KnowledgeBaseNotFoundError, RetrievalError
-from ui.api_guard import principal
-from ui.api_uploads import (
+from agent.uploads import (
     UploadRejected,
     check_count,
     check_kb_name,
     check_upload,
-    delete_upload,
-    ingest_uploads,
 )
+from retrieval.errors import KnowledgeBaseNotFoundError, RetrievalError
 from ui.auth import Access
+from ui.http.guard import principal
 from ui.settings import ServerSettings
 
 _MB = 1024 * 1024
@@ -74,7 +73,7 @@ def document_routes(
 
     @router.get("", summary="Knowledge bases with their document and chunk counts")
     def knowledge_bases(request: Request) -> dict[str, Any]:
-        kbs = agent.library.list()
+        kbs = agent.knowledge_bases()
         shown = set(access.readable(principal(request), [kb.name for kb in kbs]))
         return {
             "data": [
@@ -88,7 +87,7 @@ def document_routes(
     def documents(kb: str, request: Request) -> dict[str, Any]:
         readable(request, kb)
         try:
-            docs = agent.library.documents(kb)
+            docs = agent.documents(kb)
         except KnowledgeBaseNotFoundError as e:
             raise HTTPException(404, str(e)) from e
         return {"kb": kb, "data": [asdict(doc) for doc in docs]}
@@ -138,16 +137,17 @@ def document_routes(
             files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             domain = form.get("domain")
             try:
-                check_count(len(files), settings)
+                check_count(len(files), settings.upload_limits)
                 for f in files:
-                    check_upload(f.filename or "", f.size, settings)
+                    check_upload(f.filename or "", f.size, settings.upload_limits)
                 result = await run_in_threadpool(
-                    ingest_uploads,
-                    agent,
-                    settings,
+                    functools.partial(
+                        agent.add_files,
+                        limits=settings.upload_limits,
+                        domain=domain if isinstance(domain, str) and domain else None,
+                    ),
                     kb,
                     [(f.filename or "", cast(BinaryIO, f.file)) for f in files],
-                    domain if isinstance(domain, str) and domain else None,
                 )
             except UploadRejected as e:
                 raise HTTPException(e.status, str(e)) from e
@@ -163,7 +163,7 @@ def document_routes(
     def delete(kb: str, doc_id: str, request: Request) -> dict[str, Any]:
         manageable(request, kb)
         try:
-            deleted = delete_upload(agent, kb, doc_id)
+            deleted = agent.delete_document(kb, doc_id)
         except KnowledgeBaseNotFoundError as e:
             raise HTTPException(404, str(e)) from e
         if not deleted:

@@ -12,8 +12,8 @@ import gradio as gr
 from retrieval.errors import RetrievalError
 from retrieval.types import DOMAINS
 from ui.auth import Access
-from ui.i18n import Labels, t
 from ui.settings import ServerSettings
+from ui.web.i18n import Labels, t
 
 if TYPE_CHECKING:
     from agent import Agent
@@ -31,19 +31,19 @@ class UploadCheck:
 
 def check_uploads(paths: list[str], settings: ServerSettings, lang: str) -> UploadCheck:
     """Apply the server's limits (the same checks as the HTTP API) before any file is read."""
-    from ui.api_uploads import UploadRejected, check_count, check_upload
+    from agent.uploads import UploadRejected, check_count, check_upload
 
     if not paths:
         return UploadCheck(error=t("no_files", lang))
     try:
-        check_count(len(paths), settings)
+        check_count(len(paths), settings.upload_limits)
     except UploadRejected as e:
         return UploadCheck(error=f"⚠ {e}")
     accepted, rejected = [], []
     for raw in paths:
         path = Path(raw)
         try:
-            check_upload(path.name, path.stat().st_size, settings)
+            check_upload(path.name, path.stat().st_size, settings.upload_limits)
             accepted.append(path)
         except UploadRejected as e:
             rejected.append(t("rejected", lang, reason=str(e)))
@@ -51,13 +51,13 @@ def check_uploads(paths: list[str], settings: ServerSettings, lang: str) -> Uplo
 
 
 def kb_names(agent: Agent) -> list[str]:
-    return [info.name for info in agent.library.list()]
+    return [info.name for info in agent.knowledge_bases()]
 
 
 def doc_rows(agent: Agent, kb: str | None) -> list[list[Any]]:
     if not kb or kb not in kb_names(agent):
         return []
-    return [[d.doc_id, d.title, d.lang, d.n_chunks] for d in agent.library.documents(kb)]
+    return [[d.doc_id, d.title, d.lang, d.n_chunks] for d in agent.documents(kb)]
 
 
 def ingest_files(
@@ -65,7 +65,7 @@ def ingest_files(
 ) -> str:
     """Store and ingest the uploads that pass the limits, one file at a time for the progress
     bar; the result as lines. Each file is searchable before this returns."""
-    from ui.api_uploads import UploadRejected, ingest_uploads
+    from agent.uploads import UploadRejected
 
     if not kb:
         return t("no_kb", lang)
@@ -78,7 +78,7 @@ def ingest_files(
         progress((i, len(check.accepted)), desc=t("ingesting", lang, name=path.name))
         try:
             with path.open("rb") as f:
-                result = ingest_uploads(agent, settings, kb, [(path.name, f)])
+                result = agent.add_files(kb, [(path.name, f)], limits=settings.upload_limits)
         except UploadRejected as e:
             lines.append(t("rejected", lang, reason=str(e)))
             continue
@@ -225,10 +225,8 @@ def build_kb_tab(
             return (f"⚠ {ADMINS_ONLY}", *show_rows(kb_name, request))
         if not kb_name or not doc_id:
             return (t("no_kb", lang_), *show_rows(kb_name, request))
-        from ui.api_uploads import delete_upload
-
         try:
-            gone = delete_upload(agent, kb_name, doc_id)
+            gone = agent.delete_document(kb_name, doc_id)
         except RetrievalError:
             gone = False
         key = "doc_deleted" if gone else "doc_missing"
@@ -238,7 +236,7 @@ def build_kb_tab(
         if not is_admin(request):
             return (f"⚠ {ADMINS_ONLY}", gr.update(), gr.update())
         try:
-            agent.library.create((name or "").strip(), domain=domain)
+            agent.create_kb((name or "").strip(), domain=domain)
         except (RetrievalError, ValueError) as e:
             return (f"⚠ {e}", gr.update(), gr.update())
         message = t("kb_created", lang_, kb=name.strip(), domain=t("domain_" + domain, lang_))

@@ -49,9 +49,7 @@ def completion_id() -> str:
 
 def reply_fields(reply: Reply) -> dict[str, Any]:
     """What a citewise answer adds to an OpenAI response: its session, checks and evidence."""
-    from ui.cli_agent import reply_json
-
-    data = reply_json(reply)
+    data = reply.to_json()
     return {
         "session_id": reply.session_id,
         "turn_id": reply.turn_id,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from agent.protocols import CancelToken
 from agent.state import SessionNotFoundError
 from retrieval.lang import detect_lang
-from ui.chat_render import SourceView, answer_html, esc, turn_sources
-from ui.i18n import t
+from ui.web.i18n import t
+from ui.web.render import SourceView, answer_html, esc, turn_sources
 
 if TYPE_CHECKING:
     from agent import Agent
@@ -41,8 +41,8 @@ def session_choices(agent: Agent, owner: str | None = None) -> list[tuple[str, s
 def load_session(agent: Agent, session_id: str, lang: str, owner: str | None = None) -> ChatState:
     """A tab state showing a stored conversation, rendered from what SQLite kept of each turn.
     SessionNotFoundError for an unknown id, or another owner's."""
-    agent.store.session(session_id, owner)
-    domains = agent.manager.kb_domains
+    agent.session(session_id, owner)
+    domains = agent.kb_domains()
     state = ChatState(session_id=session_id)
     for turn in agent.history(session_id, owner):
         state.messages.append({"role": "user", "content": esc(turn.user_text)})

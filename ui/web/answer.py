@@ -17,10 +17,10 @@ from agent.state import DialogueStoreError
 from agent.types import Done, Reply, Retrieved, Rewritten, Route, Routed, Token
 from retrieval.errors import RetrievalError
 from retrieval.types import Filters
-from ui.chat_render import answer_html, details_markdown, esc, reply_sources
-from ui.chat_session import ChatState, cited_docs
-from ui.i18n import t
 from ui.settings import ServerSettings
+from ui.web.i18n import t
+from ui.web.render import answer_html, details_markdown, esc, reply_sources
+from ui.web.session import ChatState, cited_docs
 
 if TYPE_CHECKING:
     from agent import Agent
@@ -51,7 +51,7 @@ def scope(
     if kb and kb != AUTO:
         return [kb], filters
     if filters is not None:
-        every = sorted(agent.manager.kb_domains)
+        every = sorted(agent.kb_domains())
         return (every if readable is None else [k for k in every if k in readable]), filters
     return None, None
 
@@ -128,7 +128,7 @@ def _finish(
     agent: Agent, state: ChatState, shown: list[dict[str, str]], reply: Reply, lang: str
 ) -> Step:
     """Replace the streamed text by the checked answer, its notices and sources; remember it."""
-    sources = reply_sources(reply, agent.manager.kb_domains)
+    sources = reply_sources(reply, agent.kb_domains())
     shown[-1] = {
         "role": "assistant",
         "content": answer_html(

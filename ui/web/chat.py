@@ -15,15 +15,15 @@ import gradio as gr
 
 from agent.state import SessionNotFoundError, TurnNotFoundError
 from retrieval.types import DOMAINS
-from ui import chat_session
 from ui.auth import Access
-from ui.chat_answer import ANY, AUTO, answer_steps
-from ui.chat_render import CHAT_CSS, details_markdown
-from ui.chat_session import ChatState, doc_choices, session_choices
-from ui.i18n import Labels, browser_lang, t
-from ui.kb_tab import build_kb_tab, kb_names
 from ui.settings import ServerSettings
 from ui.users import Principal
+from ui.web import session as chat_session
+from ui.web.answer import ANY, AUTO, answer_steps
+from ui.web.i18n import Labels, browser_lang, t
+from ui.web.kb_tab import build_kb_tab, kb_names
+from ui.web.render import CHAT_CSS, details_markdown
+from ui.web.session import ChatState, doc_choices, session_choices
 
 if TYPE_CHECKING:
     from agent import Agent

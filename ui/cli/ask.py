@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +72,6 @@ def _agent(config: Any) -> Any:
     return Agent(config)
 
 
-def reply_json(reply: Reply) -> dict[str, Any]:
-    """The Reply as plain JSON-able data (hits trimmed to what a citation needs)."""
-    data = asdict(reply)
-    data["sources"] = [
-        {k: h[k] for k in ("kb", "doc_id", "chunk_id", "title", "score", "text")}
-        for h in data["sources"]
-    ]
-    return data
-
-
 def _print_reply(reply: Reply) -> None:
     for c in reply.citations:
         mark = "" if c.verified else "  (unverified)"
@@ -101,7 +90,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     try:
         if args.json:
             reply = agent.ask(args.message, args.session)
-            print(json.dumps(reply_json(reply), ensure_ascii=False, indent=2))
+            print(json.dumps(reply.to_json(), ensure_ascii=False, indent=2))
         else:
             _stream_turn(agent, args.message, args.session)
     finally:

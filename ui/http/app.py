@@ -21,10 +21,10 @@ from agent.limits import MessageTooLongError, check_text
 from agent.protocols import CancelToken
 from agent.state import SessionNotFoundError
 from agent.types import Done, Event, Reply, Token
-from ui.api_docs import document_routes
-from ui.api_guard import api_guard, principal
-from ui.api_schemas import ChatRequest, chunk, completion, completion_id, error_body, final_chunk
 from ui.auth import Access
+from ui.http.documents import document_routes
+from ui.http.guard import api_guard, principal
+from ui.http.schemas import ChatRequest, chunk, completion, completion_id, error_body, final_chunk
 from ui.settings import ServerSettings
 
 AUTO = "auto"
@@ -42,9 +42,9 @@ def api_router(agent: Agent, settings: ServerSettings, access: Access | None = N
     def models(request: Request) -> dict[str, Any]:
         data = [{"id": AUTO, "object": "model", "created": 0, "owned_by": "citewise"}]
         readable = set(
-            access.readable(principal(request), [kb.name for kb in agent.library.list()])
+            access.readable(principal(request), [kb.name for kb in agent.knowledge_bases()])
         )
-        for kb in agent.library.list():
+        for kb in agent.knowledge_bases():
             if kb.name not in readable:
                 continue
             data.append(
@@ -72,7 +72,7 @@ def api_router(agent: Agent, settings: ServerSettings, access: Access | None = N
         x_session_id: str | None = Header(None, description="same as the body's session_id"),
     ) -> dict[str, Any] | StreamingResponse:
         user = principal(request)
-        all_kbs = [kb.name for kb in agent.library.list()]
+        all_kbs = [kb.name for kb in agent.knowledge_bases()]
         readable = access.readable(user, all_kbs)
         message, kbs = _check(readable, settings, body)
         restricted = None if len(readable) == len(all_kbs) else readable
@@ -84,7 +84,7 @@ def api_router(agent: Agent, settings: ServerSettings, access: Access | None = N
         def start() -> tuple[str, Iterator[Event]]:
             if session_id:
                 # An unknown id, or another user's, is a 404, not a new session.
-                agent.store.session(session_id, user.owner)
+                agent.session(session_id, user.owner)
                 sid = session_id
             else:
                 sid = agent.new_session(

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): OpenAI-compatible chat completions, documents, and their guards."""
