@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from agent.citations import SupportScorer
 from agent.config import AgentConfig
 from agent.dialogue import DialogueManager
+from agent.evidence import EvidenceFinder
+from agent.evidence_rerank import EvidenceReranker
 from agent.limits import check_message, check_text
 from agent.protocols import LM, CancelToken
 from agent.state import DialogueStore, SessionInfo, TurnRecord
@@ -40,12 +42,18 @@ class Agent:
         self.config = cfg = config or AgentConfig()
         self.data_dir = data_dir(cfg.data_dir)
         self.library = Library(self.data_dir)
-        fusion = FusionConfig(weights=cfg.fusion_weights) if cfg.fusion_weights else FusionConfig()
-        self.searcher = HybridSearcher(self.library, fusion)
-        cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "models"
-        self.lm = lm or load_lm(cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model)
         # The verifier is usually the knowledge bases' own embedder: load it once for both.
         verifier = self.library.embedder_for(cfg.verifier)
+        scorer = SupportScorer(verifier)
+        fusion = FusionConfig(weights=cfg.fusion_weights) if cfg.fusion_weights else FusionConfig()
+        reranker = (
+            EvidenceReranker(EvidenceFinder(scorer), cfg.rerank_weight)
+            if cfg.rerank == "evidence"
+            else None
+        )
+        self.searcher = HybridSearcher(self.library, fusion, reranker)
+        cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "models"
+        self.lm = lm or load_lm(cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model)
         self.store = DialogueStore(self.data_dir / "dialogue.db")
         router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
         self.router = load_router(router_dir, verifier)
@@ -54,7 +62,7 @@ class Agent:
             searcher=self.searcher,
             router=self.router,
             store=self.store,
-            scorer=SupportScorer(verifier),
+            scorer=scorer,
             kb_domains=self.kb_domains,
             config=cfg.turn,
         )

@@ -62,10 +62,18 @@ class AgentConfig:
     turn: TurnConfig = field(default_factory=TurnConfig)
     max_message_chars: int = MAX_MESSAGE_CHARS
     fusion_weights: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Second-stage retrieval: "" (none) or "evidence" (agent/evidence_rerank.py; measured in
+    # README "Retrieval": no gain on STARD or PolicyQA, so off by default).
+    rerank: str = ""
+    rerank_weight: float = 0.35
 
     def __post_init__(self) -> None:
         if self.max_message_chars < 1:
             raise ValueError("max_message_chars must be at least 1")
+        if self.rerank not in ("", "evidence"):
+            raise ValueError(f"rerank must be '' or 'evidence', not {self.rerank!r}")
+        if not 0.0 <= self.rerank_weight <= 1.0:
+            raise ValueError(f"rerank_weight must be between 0 and 1, not {self.rerank_weight}")
         if self.device not in (None, "cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
 

@@ -19,8 +19,11 @@ from retrieval.types import Hit
 
 
 class EvidenceReranker:
-    """score = weight · best-sentence probability + (1 − weight) · (1 − position / (n − 1)).
+    """score = weight · relevance + (1 − weight) · (1 − position / (n − 1)), where relevance is
+    each candidate's best-sentence probability rescaled to [0, 1] among the candidates.
 
+    Rescaling matters: the probabilities are calibrated for answerability and sit far below 1
+    (0.15 for a clear answer is common), so blended raw they could never move a passage.
     Only the first `depth` candidates are rescored (each costs its sentences' vectors, cached by
     the finder's scorer); the rest keep their order below them.
     """
@@ -48,7 +51,10 @@ class EvidenceReranker:
             return []
         n = len(head)
         prior = 1.0 - np.arange(n) / (n - 1) if n > 1 else np.ones(1)
-        blended = self.weight * self.passage_scores(query, head) + (1.0 - self.weight) * prior
+        best = self.passage_scores(query, head)
+        spread = float(best.max() - best.min())
+        relevance = (best - best.min()) / spread if spread > 0 else np.ones_like(best)
+        blended = self.weight * relevance + (1.0 - self.weight) * prior
         order = np.argsort(-blended, kind="stable")  # ties keep the first stage's order
         ranked = [
             dataclasses.replace(

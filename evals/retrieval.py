@@ -11,6 +11,7 @@ from evals.metrics import dedupe, mean_scores, retrieval_scores
 from evals.sets import EvalSet
 from retrieval.ingest import IngestReport
 from retrieval.kb import Library
+from retrieval.protocols import Reranker
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters
 
@@ -66,17 +67,21 @@ def run_retrieval(
     modes: Sequence[str] = ("dense", "lexical", "hybrid"),
     progress: bool = True,
     tune: bool = False,
+    reranker: Reranker | None = None,
 ) -> list[RetrievalResult]:
     """Mean recall@1/5/10, hit@5, MRR and nDCG@10 per mode over the cases that have gold documents.
 
     Candidates are fetched once per case and ranked for every mode, so modes compare on equal
-    terms; `tune` adds a row per fusion weight pair in WEIGHT_GRID.
+    terms; `tune` adds a row per fusion weight pair in WEIGHT_GRID; `reranker` adds a row
+    "hybrid+rerank": the hybrid ranking reordered by it.
     """
     cases = [c for c in evalset.cases if c.gold_doc_ids]
     variants: dict[str, tuple[str, tuple[float, float] | None]] = {m: (m, None) for m in modes}
     if tune:
         variants.update({f"hybrid@{wd:g},{wl:g}": ("hybrid", (wd, wl)) for wd, wl in WEIGHT_GRID})
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    if reranker is not None:
+        rows["hybrid+rerank"] = []
     fetch = "hybrid" if tune or len(modes) > 1 else modes[0]
     for case in tqdm(cases, desc=f"{evalset.name}", disable=not progress, unit="q"):
         filters = Filters(group=case.group or None)
@@ -86,7 +91,11 @@ def run_retrieval(
                 case.question, dense, lexical, k=DEPTH, mode=mode, weights=weights
             )
             rows[name].append(retrieval_scores(dedupe(h.doc_id for h in hits), case.gold_doc_ids))
+        if reranker is not None:
+            fused = searcher.combine(case.question, dense, lexical, k=DEPTH, mode="hybrid")
+            hits = reranker.rerank(case.question, fused)
+            scores = retrieval_scores(dedupe(h.doc_id for h in hits), case.gold_doc_ids)
+            rows["hybrid+rerank"].append(scores)
     return [
-        RetrievalResult(evalset.name, name, len(cases), mean_scores(rows[name]))
-        for name in variants
+        RetrievalResult(evalset.name, name, len(cases), mean_scores(rows[name])) for name in rows
     ]

@@ -1,19 +1,19 @@
-"""EmbeddingReranker reorders fused hits by what a second embedder reads in their text."""
+"""EvidenceReranker reorders fused hits by their best sentence under the trained evidence model."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from retrieval.rerank import EmbeddingReranker
+from agent.citations import SupportScorer
+from agent.evidence import EvidenceFinder
+from agent.evidence_rerank import EvidenceReranker
 from retrieval.types import Hit
 
-QUERY = "What is the capital of France?"
+QUERY = "What is the maximum dose of paracetamol an adult can take in 24 hours?"
 TEXTS = [
-    "Photosynthesis converts light energy into chemical energy in plants.",
-    "The Eiffel Tower was completed in 1889 for the World's Fair.",
-    "Paris is the capital and largest city of France.",
+    "Paracetamol is a common painkiller. Talk to a doctor first if you have liver problems.",
+    "Keep all medicines out of the sight and reach of children.",
+    "Adults can take 1 or 2 500 mg tablets up to 4 times in 24 hours.",
 ]
 
 
@@ -24,53 +24,31 @@ def hits(texts: list[str]) -> list[Hit]:
     ]
 
 
-def test_reranker_moves_the_answer_to_the_top(e5_embedder):
-    reranked = EmbeddingReranker(e5_embedder).rerank(QUERY, hits(TEXTS))
+@pytest.fixture(scope="module")
+def finder(e5_embedder):
+    return EvidenceFinder(SupportScorer(e5_embedder))
+
+
+def test_the_passage_that_answers_moves_to_the_top(finder):
+    reranked = EvidenceReranker(finder, weight=0.7).rerank(QUERY, hits(TEXTS))
     assert reranked[0].chunk_id == 2  # the first stage had it last
     assert [h.ranks["rerank"] for h in reranked] == [0, 1, 2]
-    assert reranked[0].ranks["dense"] == 2  # first-stage ranks are kept
-    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
-    assert {h.chunk_id for h in reranked} == {0, 1, 2}
+    assert reranked[0].score > reranked[1].score
 
 
-def test_weight_zero_keeps_the_first_stage_order(e5_embedder):
-    reranked = EmbeddingReranker(e5_embedder, weight=0.0).rerank(QUERY, hits(TEXTS))
-    assert [h.chunk_id for h in reranked] == [0, 1, 2]
+def test_weight_zero_keeps_the_first_stage_and_depth_bounds_the_work(finder):
+    assert [h.chunk_id for h in EvidenceReranker(finder, 0.0).rerank(QUERY, hits(TEXTS))] == [
+        0,
+        1,
+        2,
+    ]
+    # Only the first `depth` are rescored; the rest follow in their incoming order.
+    shallow = EvidenceReranker(finder, weight=1.0, depth=2).rerank(QUERY, hits(TEXTS))
+    assert shallow[-1].chunk_id == 2 and "rerank" not in shallow[-1].ranks
+    assert EvidenceReranker(finder).rerank(QUERY, []) == []
 
 
-def test_inputs_are_not_mutated_and_edge_cases(e5_embedder):
-    original = hits(TEXTS)
-    snapshot = [dataclasses.replace(h, ranks=dict(h.ranks)) for h in original]
-    reranker = EmbeddingReranker(e5_embedder)
-    reranker.rerank(QUERY, original)
-    assert [h.ranks for h in original] == [h.ranks for h in snapshot]
-    assert reranker.rerank(QUERY, []) == []
-    single = reranker.rerank(QUERY, hits(TEXTS[:1]))
-    assert single[0].ranks["rerank"] == 0
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        EmbeddingReranker(e5_embedder, weight=1.5)
-
-
-def test_passage_vectors_are_reused_across_turns(e5_embedder):
-    calls: list[int] = []
-
-    class Counting:
-        """The real e5 embedder, counting passages it is asked to embed."""
-
-        name, dim, max_tokens = e5_embedder.name, e5_embedder.dim, e5_embedder.max_tokens
-
-        def embed_documents(self, texts):
-            calls.append(len(texts))
-            return e5_embedder.embed_documents(texts)
-
-        def embed_query(self, text):
-            return e5_embedder.embed_query(text)
-
-        def count_tokens(self, text):
-            return e5_embedder.count_tokens(text)
-
-    reranker = EmbeddingReranker(Counting(), cache_size=2)
-    first = reranker.rerank(QUERY, hits(TEXTS))
-    again = reranker.rerank(QUERY, hits(TEXTS[1:]))
-    assert calls == [3]  # the two most recent passages were cached
-    assert [h.text for h in again] == [h.text for h in first if h.chunk_id != 0]
+@pytest.mark.parametrize("kwargs", [{"weight": 1.5}, {"weight": -0.1}, {"depth": 0}])
+def test_bad_settings_are_refused(finder, kwargs):
+    with pytest.raises(ValueError):
+        EvidenceReranker(finder, **kwargs)

@@ -18,6 +18,10 @@ def register(sub: Any) -> None:
     r.add_argument("--modes", default="dense,lexical,hybrid")
     r.add_argument("--json", action="store_true", help="JSON lines instead of a Markdown table")
     r.add_argument("--tune", action="store_true", help="also score a grid of fusion weights")
+    r.add_argument(
+        "--rerank", choices=["evidence"], help="also score hybrid reordered by this reranker"
+    )
+    r.add_argument("--rerank-weight", type=float, default=0.35, help="the reranker's share")
     r.set_defaults(func=cmd_eval_retrieval)
     run = ev_sub.add_parser("run", help="every case through the agent: answers, citations, timings")
     run.add_argument("--set", required=True, help="folder with corpus.jsonl and cases.jsonl")
@@ -64,11 +68,21 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     library = Library(data_dir(args.data_dir))
     searcher = HybridSearcher(library)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    reranker = None
+    if args.rerank == "evidence":
+        from agent.citations import SupportScorer
+        from agent.evidence import EvidenceFinder
+        from agent.evidence_rerank import EvidenceReranker
+
+        scorer = SupportScorer(library.embedder_for("bundled:e5"), cache_size=200_000)
+        reranker = EvidenceReranker(EvidenceFinder(scorer), args.rerank_weight)
     results = []
     for folder in args.set:
         evalset = load_set(folder, limit=args.limit)
         kb = build_eval_kb(library, evalset, args.embedder)
-        results.extend(run_retrieval(searcher, evalset, kb, modes, tune=args.tune))
+        results.extend(
+            run_retrieval(searcher, evalset, kb, modes, tune=args.tune, reranker=reranker)
+        )
     if args.json:
         for r in results:
             print(json.dumps({"set": r.set_name, "mode": r.mode, "cases": r.cases, **r.metrics}))
