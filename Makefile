@@ -41,6 +41,7 @@ check: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy agent retrieval ui evals benchmarks
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .

@@ -31,6 +31,7 @@ from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
 from agent.grounding import ground
 from agent.prompt_budget import fit_prompt
 from agent.protocols import LM, CancelToken, GenerationStats
+from agent.refusal import REFUSAL
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import copies, shingles, usable
@@ -188,8 +189,10 @@ class DialogueManager:
             return
         shown_hits = evidence_hits(hits, decision.ranked)
         passages = fit_passages(shown_hits, self.lm.count_tokens, self.config.context_tokens)
-        system = render("answer", state.lang, route.domain, passages=passages)
-        rules = system.split("<passages>")[0]
+        # The rules and the passages are separate templates: the grounding step reads the rules
+        # alone, and the refusal sentence the model is told to write is agent/refusal.py's.
+        rules = render("answer", state.lang, route.domain, refusal=REFUSAL[state.lang])
+        system = f"{rules}\n\n{render('passages', state.lang, passages=passages)}"
         messages = [
             {"role": "system", "content": system},
             *_chat(history),

@@ -60,6 +60,16 @@ def majority_lang(evalset: EvalSet) -> str | None:
     return "zh" if zh * 2 >= len(langs) else "en"
 
 
+def evidence_reranker(library: Library, weight: float) -> Reranker:
+    """The trained evidence scorer as a second stage (agent/evidence_rerank.py), over e5."""
+    from agent.citations import SupportScorer
+    from agent.evidence import EvidenceFinder
+    from agent.evidence_rerank import EvidenceReranker
+
+    scorer = SupportScorer(library.embedder_for("bundled:e5"), cache_size=200_000)
+    return EvidenceReranker(EvidenceFinder(scorer), weight)
+
+
 def run_retrieval(
     searcher: HybridSearcher,
     evalset: EvalSet,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def summarize(records: Sequence[CaseRecord], meta: dict[str, Any]) -> dict[str, 
     """summary.json: the run's description, flat metrics, and per-domain and per-language ones."""
     return {
         **meta,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "n": len(records),
         "metrics": aggregate(records),
         "by_domain": breakdown(records, lambda r: r.domain),

@@ -12,20 +12,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from retrieval import sections
+from retrieval.kbindex import KBIndexes
 from retrieval.lang import detect_lang
 from retrieval.loaders import Skipped, load_paths
 from retrieval.protocols import Embedder
 from retrieval.sections import passage_text
-from retrieval.store import DocInfo, KBInfo, utc_now
+from retrieval.store import DocInfo, KBInfo, Store, utc_now
 from retrieval.types import Document, Span
-
-if TYPE_CHECKING:
-    from retrieval.kb import Library
 
 KB_LANGS = ("en", "zh", "multi")
 # English gets the small fast MiniLM; Chinese needs a multilingual model: on STARD (legal zh)
@@ -41,6 +39,24 @@ DEFAULT_EMBEDDERS: dict[str, str] = {
 SINGLE_LANG_SHARE = 0.9
 LANG_SAMPLE = 256
 EMBED_BATCH = 32  # chunks per embedder call: the progress bar moves this often
+
+
+class Library(Protocol):
+    """What ingesting needs of a library (retrieval/kb.py `Library` is the one there is): its
+    store and indexes, embedders by spec, and the knowledge-base operations ingest calls. A
+    narrow seam, so this module does not import kb.py, which imports it."""
+
+    store: Store
+    indexes: KBIndexes
+    batch_docs: int
+
+    def embedder_for(self, spec: str) -> Embedder: ...
+
+    def create(self, kb: str, domain: str = "general") -> KBInfo: ...
+
+    def info(self, kb: str) -> KBInfo: ...
+
+    def delete_doc(self, kb: str, doc_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)

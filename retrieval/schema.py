@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from retrieval import lexical
@@ -85,7 +85,7 @@ def m002_chunk_headings(db: Database) -> None:
 
 def utc_now() -> str:
     """ISO-8601 UTC with microseconds: also what tells apart a kb dropped and made again."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def fts_table(kb: str) -> str:

@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from agent.refusal import REFUSAL
 from agent.types import Done, Token
 from prompts import render
 from retrieval.types import Document
@@ -76,8 +77,8 @@ def squeeze(text: str) -> str:
 
 def rules(lang: str) -> list[str]:
     """The rule lines of the answer prompt, as the model sees them."""
-    system = render("answer", lang, passages=[])
-    return [line.strip("- ") for line in system.split("<passages>")[0].splitlines() if line]
+    system = render("answer", lang, refusal=REFUSAL[lang])
+    return [line.strip("- ") for line in system.splitlines() if line]
 
 
 @pytest.mark.parametrize("strict", [True, False])

@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
-    from evals.retrieval import build_eval_kb, run_retrieval
+    from evals.retrieval import build_eval_kb, evidence_reranker, run_retrieval
     from evals.sets import load_set
     from retrieval.kb import Library
     from retrieval.paths import data_dir
@@ -70,12 +70,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     reranker = None
     if args.rerank == "evidence":
-        from agent.citations import SupportScorer
-        from agent.evidence import EvidenceFinder
-        from agent.evidence_rerank import EvidenceReranker
-
-        scorer = SupportScorer(library.embedder_for("bundled:e5"), cache_size=200_000)
-        reranker = EvidenceReranker(EvidenceFinder(scorer), args.rerank_weight)
+        reranker = evidence_reranker(library, args.rerank_weight)
     results = []
     for folder in args.set:
         evalset = load_set(folder, limit=args.limit)
