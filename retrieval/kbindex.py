@@ -9,8 +9,9 @@ mismatch at an equal generation cannot come from a crash, so it is reported as c
 (Generation here always goes with the knowledge base's created_at, so one dropped and created
 again under the same name never passes for the old one.)
 
-Writers take turns: threads through a lock, processes through flock on a file beside the indexes,
-held from before the transaction until the manifest is written. Searches take no write lock.
+Writers take turns: threads through a lock, processes through a file lock (filelock) beside the
+indexes, held from before the transaction until the manifest is written. Searches take no write
+lock.
 """
 
 from __future__ import annotations
@@ -75,18 +76,17 @@ class KBIndexes:
         """Exclusive right to change any knowledge base in this data directory (re-entrant)."""
         with self._write_lock:
             if self._write_depth == 0:
-                self._lock_file = open(self.index_dir / ".lock", "a+b")  # noqa: SIM115
-                with contextlib.suppress(ImportError):
-                    import fcntl  # absent on Windows, where only threads are kept apart
+                from filelock import FileLock  # flock on POSIX, msvcrt locking on Windows
 
-                    fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                self._lock_file = FileLock(self.index_dir / ".lock")
+                self._lock_file.acquire()
             self._write_depth += 1
             try:
                 yield
             finally:
                 self._write_depth -= 1
                 if self._write_depth == 0:
-                    self._lock_file.close()  # closing releases the flock
+                    self._lock_file.release()
                     self._lock_file = None
 
     def current(self, kb: str, state: KBState | KBInfo) -> Loaded | None:

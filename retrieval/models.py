@@ -273,14 +273,10 @@ def build_once(final: Path, build: Callable[[Path], None]) -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    import fcntl
+    from filelock import FileLock  # flock on POSIX, msvcrt locking on Windows
 
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 def _convert_gguf(gguf: Path, out: Path, dtype: Any = None) -> None:

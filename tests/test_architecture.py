@@ -76,3 +76,10 @@ def test_front_ends_do_not_reach_into_the_agent(folder):
         if _REACH_IN.search(line) and not line.lstrip().startswith(("#", "from ", "import "))
     ]
     assert not found, "use the Agent's methods instead:\n" + "\n".join(found)
+
+
+def test_the_network_is_blocked_in_tests():
+    import socket
+
+    with pytest.raises(OSError, match="must not use the network"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)  # TEST-NET-1, never routed

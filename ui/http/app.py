@@ -173,10 +173,10 @@ def _finish(events: Iterator[Event]) -> Reply:
 
 class _Turns:
     """Answers in progress: `slots` run at once, the rest wait in arrival order, past `limit` in
-    progress a request gets 503. The wait is here, first come first served, because the model's
-    own lock (agent/lm_local.py) is not fair: a client asking again at once can win it over one
-    that has waited for minutes. Turns run on threads of their own, so a crowd of them cannot
-    take the threads the rest of the API runs on."""
+    progress a request gets 503. The model's own lock (agent/fair_lock.py) serves callers in
+    arrival order too; the wait is also kept here so a request past `limit` is refused before it
+    takes a thread. Turns run on threads of their own, so a crowd of them cannot take the
+    threads the rest of the API runs on."""
 
     def __init__(self, slots: int, limit: int) -> None:
         self.limit = limit

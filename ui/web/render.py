@@ -234,13 +234,3 @@ def details_markdown(
             f"**{t('timings', lang)}:** " + ", ".join(f"{k} {v:.0f}" for k, v in shown.items())
         )
     return "  \n".join(lines) or t("no_details", lang)
-
-
-def turn_route(turn: TurnRecord) -> Route | None:
-    """The Route a stored turn recorded, or None for turns seeded without one."""
-    try:
-        data = dict(turn.route)
-        data["kbs"] = tuple(data.get("kbs", ()))
-        return Route(**data)
-    except TypeError:
-        return None
