@@ -27,7 +27,7 @@ from typing import Any, cast
 from sqlite_utils import Database
 
 from agent.migrations import connect, immediate, utc_now
-from agent.types import Notice
+from agent.types import Citation, Notice, Route
 from retrieval.types import Hit
 
 BUSY_TIMEOUT_S = 10.0
@@ -75,8 +75,8 @@ class TurnRecord:
     rewritten_query: str = ""
     intent: str = ""
     domain: str = ""
-    route: Mapping[str, Any] = field(default_factory=dict)
-    citations: tuple[Mapping[str, Any], ...] = ()
+    route: Route | None = None  # None for turns seeded from history (no routing ran)
+    citations: tuple[Citation, ...] = ()
     refused: bool = False
     interrupted: bool = False
     notices: tuple[Notice, ...] = ()
@@ -396,9 +396,11 @@ def _turn_row(turn: TurnRecord) -> dict[str, Any]:
         "rewritten_query": turn.rewritten_query,
         "intent": turn.intent,
         "domain": turn.domain,
-        "route_json": _json(dict(turn.route), "route"),
+        "route_json": _json(_typed(turn.route, Route, "route") or {}, "route"),
         "answer": turn.answer,
-        "citations_json": _json([dict(c) for c in turn.citations], "citations"),
+        "citations_json": _json(
+            [_typed(c, Citation, "citations") for c in turn.citations], "citations"
+        ),
         "refused": int(bool(turn.refused)),
         "interrupted": int(bool(turn.interrupted)),
         "notices_json": _json([_notice(n) for n in turn.notices], "notices"),
@@ -406,6 +408,26 @@ def _turn_row(turn: TurnRecord) -> dict[str, Any]:
         "latencies_json": _json({str(k): float(v) for k, v in turn.latencies.items()}, "latencies"),
         "model": turn.model,
     }
+
+
+def _typed(value: Any, kind: type, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        raise TypeError(f"turn.{name} must hold {kind.__name__} items, got {type(value).__name__}")
+    return asdict(cast(Any, value))
+
+
+def _route(data: Mapping[str, Any]) -> Route | None:
+    """The stored route, or None for a turn stored without one (or in an older shape)."""
+    if not data or not {"intent", "domain"} <= set(data):
+        return None
+    given = {k: v for k, v in data.items() if k in Route.__dataclass_fields__}
+    return Route(**{**given, "kbs": tuple(data.get("kbs", ()))})
+
+
+def _citation(data: Mapping[str, Any]) -> Citation:
+    return Citation(**{k: v for k, v in data.items() if k in Citation.__dataclass_fields__})
 
 
 def _notice(notice: Notice) -> dict[str, str]:
@@ -434,8 +456,8 @@ def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, 
     for r in db.query(f"SELECT * FROM turns WHERE id IN ({ids_sql})", params):
         del r["evidence_count"]  # for crash checks; len(evidence) says the same
         r.update(
-            route=json.loads(r.pop("route_json")),
-            citations=tuple(json.loads(r.pop("citations_json"))),
+            route=_route(json.loads(r.pop("route_json"))),
+            citations=tuple(_citation(c) for c in json.loads(r.pop("citations_json"))),
             notices=tuple(Notice(**n) for n in json.loads(r.pop("notices_json"))),
             latencies=json.loads(r.pop("latencies_json")),
             refused=bool(r["refused"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from agent.policy import notices as domain_notices
 from agent.state import DialogueStore, EvidenceRecord, TurnRecord
@@ -50,8 +50,8 @@ def record_turn(
         rewritten_query=state.query,
         intent=route.intent,
         domain=route.domain,
-        route=asdict(route),
-        citations=tuple(asdict(c) for c in citations),
+        route=route,
+        citations=citations,
         refused=state.refused,
         interrupted=interrupted,
         notices=notes,

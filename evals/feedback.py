@@ -37,8 +37,8 @@ def _case(record: FeedbackRecord, turn: TurnRecord, earlier: list[TurnRecord]) -
     liked = record.rating > 0
     gold: list[str] = []
     for c in turn.citations:
-        if c.get("verified") and c.get("doc_id") not in gold:
-            gold.append(str(c["doc_id"]))
+        if c.verified and c.doc_id not in gold:
+            gold.append(c.doc_id)
     answered = liked and not turn.refused
     return {
         "id": f"feedback-{turn.id}",
@@ -61,6 +61,6 @@ def _case(record: FeedbackRecord, turn: TurnRecord, earlier: list[TurnRecord]) -
             "turn_id": turn.id,
             "session_id": turn.session_id,
             "answer": turn.answer,
-            "kbs": list(turn.route.get("kbs", [])),
+            "kbs": list(turn.route.kbs if turn.route else ()),
         },
     }

@@ -56,7 +56,7 @@ def test_events_in_order_and_turn_stored(make_manager, scripted_lm):
     assert (stored.id, stored.answer, stored.interrupted) == (reply.turn_id, reply.answer, False)
     assert stored.rewritten_query == SCHEELE
     assert [e.doc_id for e in stored.evidence] == [h.doc_id for h in reply.sources]
-    assert stored.citations[0]["doc_id"] == "xq-en-12-0"
+    assert stored.citations[0].doc_id == "xq-en-12-0"
 
 
 def test_answer_prompt_fences_numbered_passages(make_manager, scripted_lm):

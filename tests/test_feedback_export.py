@@ -7,11 +7,12 @@ import json
 from cli_run import run_cli
 
 from agent.state import DialogueStore, TurnRecord
+from agent.types import Citation, Route
 from evals.sets import load_set
 
 
-def _cite(doc_id: str, verified: bool = True) -> dict:
-    return {"n": 1, "doc_id": doc_id, "kb": "education", "verified": verified}
+def _cite(doc_id: str, verified: bool = True) -> Citation:
+    return Citation(1, doc_id, "education", 0, "", "", "", 0.9 if verified else 0.1, "", verified)
 
 
 def test_export_maps_ratings_to_cases(tmp_path):
@@ -27,7 +28,7 @@ def test_export_maps_ratings_to_cases(tmp_path):
                 user_text="When did he discover it?",
                 answer="In 1773 or earlier [1]. Priestley in 1774 [2].",
                 domain="education",
-                route={"kbs": ["education"]},
+                route=Route("knowledge", "education", kbs=("education",)),
                 citations=(_cite("xq-en-12-0"), _cite("xq-en-12-1"), _cite("xq-en-9-9", False)),
             ),
         )

@@ -23,7 +23,7 @@ from agent.state import (
     TurnNotFoundError,
     TurnRecord,
 )
-from agent.types import Notice
+from agent.types import Citation, Notice, Route
 from retrieval.types import Hit
 
 
@@ -62,8 +62,21 @@ def test_turn_round_trips_every_field(store: DialogueStore) -> None:
         rewritten_query="合同 有效 条件",
         intent="question",
         domain="legal",
-        route={"kbs": ["law"], "confidence": 0.9},
-        citations=({"n": 1, "doc_id": "民法典-143", "supported": True},),
+        route=Route("knowledge", "legal", 0.9, 0.8, "trained", ("law",)),
+        citations=(
+            Citation(
+                1,
+                "民法典-143",
+                "law",
+                3,
+                "民法典",
+                "依法…",
+                "依法成立的合同有效[1]。",
+                0.8,
+                "依法成立的合同，受法律保护。",
+                True,
+            ),
+        ),
         refused=False,
         notices=(Notice("legal", "不构成法律意见。"), Notice("note", "history was trimmed")),
         latencies={"retrieve_ms": np.float64(12.5), "ttft_ms": 300.0, "total_ms": 2100.0},
@@ -210,9 +223,13 @@ def test_failure_between_turn_and_evidence_rows_stores_nothing(store: DialogueSt
     assert [t.idx for t in store.history("new-session")] == [0]
 
 
-def test_turn_with_non_json_route_is_rejected_before_writing(store: DialogueStore) -> None:
-    with pytest.raises(ValueError, match="route must hold only JSON"):
-        store.append_turn("s", TurnRecord(user_text="q", route={"when": object()}))
+def test_turn_with_untyped_route_or_citations_is_rejected_before_writing(
+    store: DialogueStore,
+) -> None:
+    with pytest.raises(TypeError, match=r"turn\.route must hold Route"):
+        store.append_turn("s", TurnRecord(user_text="q", route={"kbs": ["x"]}))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"turn\.citations must hold Citation"):
+        store.append_turn("s", TurnRecord(user_text="q", citations=({"n": 1},)))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="EvidenceRecord"):
         store.append_turn("s", TurnRecord(user_text="q", evidence=({"kb": "x"},)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="session_id"):

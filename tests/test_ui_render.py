@@ -107,7 +107,7 @@ def test_highlight_windows_long_passages_around_the_support():
 
 
 def test_stored_turn_renders_like_the_live_reply():
-    cite = dataclasses.asdict(_citation())
+    cite = _citation()
     turn = TurnRecord(
         user_text="who?",
         answer="Scheele found it [1].",

@@ -140,7 +140,7 @@ def reply_sources(reply: Reply, kb_domains: Mapping[str, str]) -> list[SourceVie
 
 def turn_sources(turn: TurnRecord, kb_domains: Mapping[str, str]) -> list[SourceView]:
     """The sources panel of a stored turn, from the citations and evidence SQLite kept."""
-    citations = [Citation(**c) for c in turn.citations]
+    citations = list(turn.citations)
     passages = {e.chunk_id: (e.text, kb_domains.get(e.kb, "")) for e in turn.evidence}
     if citations or not turn.refused:
         return _views(citations, passages, kb_domains)
