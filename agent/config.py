@@ -29,6 +29,10 @@ class TurnConfig:
     # Answerability: the best sentence's probability of answering (agent/evidence.py);
     # default: the trained model's threshold; 0 answers whatever is on topic.
     evidence_threshold: float | None = None
+    # A model reply that declines while the best sentence has at least this probability of
+    # answering is overruled by that sentence's quote (measured in docs/EVALS.md: the 1.5B model
+    # declined answerable questions whose passage held the answer); 1 keeps every model refusal.
+    overrule_refusal: float = 0.4
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -39,7 +43,7 @@ class TurnConfig:
             )
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
-        for name in ("gate_threshold", "evidence_threshold"):
+        for name in ("gate_threshold", "evidence_threshold", "overrule_refusal"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (or unset), not {value}")

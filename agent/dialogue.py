@@ -277,6 +277,7 @@ class DialogueManager:
             decision=decision,
             scorer=self.scorer,
             strict=self.config.strict,
+            overrule=self.config.overrule_refusal,
         )
 
     @staticmethod

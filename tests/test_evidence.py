@@ -125,3 +125,36 @@ def test_a_true_sentence_beside_the_question_is_left_out(finder):
         scorer=finder.scorer, strict=True,
     )  # fmt: skip
     assert "30分钟" in kept, kept
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        # The 1.5B model wrote "资料中没有提到。" to questions like this one whose passage answers.
+        ("网上买的东西多少天内可以无理由退货？", ZH_SHOP, "七日"),
+        # An on-topic passage without the answer: the model's refusal stands.
+        ("Can I take paracetamol while pregnant?", LEAFLET, None),
+    ],
+)
+def test_a_model_refusal_is_overruled_only_by_confident_evidence(finder, question, text, expected):
+    from agent.gate import weigh
+    from agent.grounding import ground
+    from agent.refusal import REFUSAL
+
+    passages = hits(text)
+    decision = weigh(question, passages, finder)
+    lang = "zh" if expected == "七日" else "en"
+    declined = "资料中没有提到。" if lang == "zh" else "The passages do not mention this."
+    answer, cites, refused = ground(
+        declined, query=question, lang=lang, hits=passages, decision=decision,
+        scorer=finder.scorer, strict=True, overrule=0.4,
+    )  # fmt: skip
+    if expected is None:
+        assert refused and answer == REFUSAL[lang] and not cites, (answer, decision.strength)
+    else:
+        assert not refused and expected in answer and cites[0].verified, answer
+        kept = ground(
+            declined, query=question, lang=lang, hits=passages, decision=decision,
+            scorer=finder.scorer, strict=True, overrule=1.0,
+        )  # fmt: skip
+        assert kept[2], "overrule = 1 keeps every model refusal"
