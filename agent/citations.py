@@ -50,16 +50,8 @@ from agent.types import Citation
 from retrieval.lang import detect_lang, has_cjk
 from retrieval.lexical import content_words, segment
 from retrieval.protocols import Embedder
+from retrieval.sentences import MARKER, split_sentences
 from retrieval.types import Hit
-
-# [1], [1, 2], 【1】: the forms models write; at most two digits, so "[2024]" is not a citation.
-_MARK = re.compile(r"\s*[\[【](\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)[\]】]")
-# A sentence ends at Chinese or ! ? ; punctuation, a newline, or a period that is followed by
-# space and not by a lowercase word ("e.g. this"), and not preceded by a lone capital ("U.S.").
-_END = re.compile(
-    r"(?:[。！？!?]+|(?<!\b[A-Z])\.(?=\s+[^a-z\s]|\s*$|\s*[\[【])|\n)"
-    r"(?:\s*[\[【]\d{1,2}(?:\s*[,，、]\s*\d{1,2})*[\]】])*"
-)
 
 
 @dataclass(frozen=True)
@@ -93,32 +85,18 @@ class Verified:
     unsupported_sentences: tuple[str, ...]
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences with their trailing citation markers attached; no text is lost.
-
-    >>> split_sentences("A is 3.5 [1]. C is D [2] [3]. 甲是乙。[1]")
-    ['A is 3.5 [1].', 'C is D [2] [3].', '甲是乙。[1]']
-    """
-    out, start = [], 0
-    for m in _END.finditer(text):
-        out.append(text[start : m.end()].strip())
-        start = m.end()
-    out.append(text[start:].strip())
-    return [s for s in out if strip_markers(s).strip("。！？；!?;. ")]
-
-
 def markers(sentence: str) -> list[int]:
     """The [n] numbers cited in a sentence, in order, without repeats.
 
     >>> markers("A [2] and B [1, 2]【3】.")
     [2, 1, 3]
     """
-    found = (int(n) for group in _MARK.findall(sentence) for n in re.findall(r"\d+", group))
+    found = (int(n) for group in MARKER.findall(sentence) for n in re.findall(r"\d+", group))
     return list(dict.fromkeys(found))
 
 
 def strip_markers(sentence: str) -> str:
-    return _MARK.sub("", sentence).strip()
+    return MARKER.sub("", sentence).strip()
 
 
 def with_markers(sentence: str, numbers: Sequence[int]) -> str:

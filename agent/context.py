@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from agent.citations import split_sentences
 from agent.evidence import Evidence
 from prompts import fence
 from retrieval.lang import has_cjk
+from retrieval.sentences import split_sentences
 from retrieval.types import Hit
 
 # Sentences of evidence an answer prompt holds: the likeliest answers and little else, so a small

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.citations import SupportScorer, split_sentences, strip_markers
+from agent.citations import SupportScorer, strip_markers
 from agent.claims import quantities
 from retrieval.lexical import content_words, segment
+from retrieval.sentences import split_sentences
 from retrieval.types import Hit
 
 MODEL_PATH = Path(__file__).parent / "evidence_data" / "evidence.json"

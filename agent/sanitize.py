@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-from agent.citations import split_sentences, strip_markers
+from agent.citations import strip_markers
 from retrieval.lang import detect_lang, has_cjk
 from retrieval.lexical import segment
+from retrieval.sentences import split_sentences
 
 SHINGLE = 6
 _ENDED = re.compile(r"[。！？；!?;.]\s*(\[\d+\]\s*)*$")

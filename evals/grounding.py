@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from agent.citations import SupportConfig, markers, split_sentences, strip_markers, supports
+from agent.citations import SupportConfig, markers, strip_markers, supports
 from agent.claims import quantities
+from retrieval.sentences import split_sentences
 
 
 class Scorer(Protocol):

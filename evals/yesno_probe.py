@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.citations import split_sentences
 from evals.sets import load_set
 from evals.support_calibration import read_corpus
+from retrieval.sentences import split_sentences
 
 _NEG = re.compile(
     r"\b(?:no|not|nor|without|neither|failed|not significant|unclear|insufficient)\b",

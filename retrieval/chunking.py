@@ -11,20 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from retrieval.sentences import SENTENCE_END
 from retrieval.types import Span
 
 _ARTICLE = r"(?<=\n)(?=[ \t\u3000]*第[一二三四五六七八九十百千零〇\d]+条)"
 _HEADING = r"(?<=\n)(?=#{1,6}[ \t])"
-# Zero-width, after the mark (and a closing quote that follows it), so it ends its sentence.
-_ZH_SENTENCE = r"(?<=[。！？；])(?![”’」』）\"'])|(?<=[。！？；][”’」』）\"'])"
-_EN_SENTENCE = r"(?<=[.?!]) |(?<=[.?!][\"')\]]) "
-_AFTER_SENTENCES = ["，", ", ", " ", ""]
+# Sentence ends are retrieval/sentences.py's, the ones evidence and citations split on; a
+# Chinese semicolon ends a clause, tried before a comma.
+_AFTER_SENTENCES = ["；", "，", ", ", " ", ""]
 _NON_SPACE = re.compile(r"\S")
 
 
-def _separators(lang: str) -> list[str]:
-    sentences = [_EN_SENTENCE, _ZH_SENTENCE] if lang == "en" else [_ZH_SENTENCE, _EN_SENTENCE]
-    return [_ARTICLE, _HEADING, r"\n\n", r"\n", *sentences, *_AFTER_SENTENCES]
+def _separators() -> list[str]:
+    return [_ARTICLE, _HEADING, r"\n\n", r"\n", SENTENCE_END.pattern, *_AFTER_SENTENCES]
 
 
 def chunk_text(
@@ -33,14 +32,12 @@ def chunk_text(
     count_tokens: Callable[[str], int],
     max_tokens: int,
     overlap_tokens: int = 0,
-    lang: str = "",
 ) -> list[Span]:
     """Split `text` into in-order spans of at most `max_tokens` tokens each.
 
     Every span satisfies ``text[span.start:span.end] == span.text``, starts and ends on a
     non-whitespace character, and together the spans cover every non-whitespace character.
-    Text that fits comes back as one span; whitespace-only text as none. `lang` ("en" or "zh")
-    decides which script's sentence ends are tried first.
+    Text that fits comes back as one span; whitespace-only text as none.
 
     >>> [s.text for s in chunk_text("第一条 甲。\\n第二条 乙。", count_tokens=len, max_tokens=8)]
     ['第一条 甲。', '第二条 乙。']
@@ -68,7 +65,7 @@ def chunk_text(
             n = counts[piece] = count_tokens(piece)
         return n
 
-    pieces = _split(body, measure, max_tokens, overlap_tokens, _separators(lang))
+    pieces = _split(body, measure, max_tokens, overlap_tokens, _separators())
     return _locate(text, pieces, overlapping=overlap_tokens > 0)
 
 

@@ -157,7 +157,6 @@ def chunk_docs(
             count_tokens=embedder.count_tokens,
             max_tokens=chunk_tokens,
             overlap_tokens=overlap_tokens,
-            lang=lang,
         )
         if spans:
             chunked.append(Chunked(doc, lang, content_hash(doc), spans))

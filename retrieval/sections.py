@@ -114,7 +114,6 @@ def passages(
     count_tokens: Callable[[str], int],
     max_tokens: int,
     overlap_tokens: int = 0,
-    lang: str = "",
     group_tokens: int = GROUP_TOKENS,
 ) -> list[Span]:
     """The passages of `text` (module docstring), in order, each within `max_tokens`.
@@ -134,9 +133,7 @@ def passages(
     def flush() -> None:
         if group:
             a, b = group[0].start, group[-1].end
-            out.extend(
-                _fit(text, a, b, group[0].heading, count_tokens, max_tokens, overlap_tokens, lang)
-            )
+            out.extend(_fit(text, a, b, group[0].heading, count_tokens, max_tokens, overlap_tokens))
             group.clear()
 
     units = _units(text)
@@ -162,7 +159,6 @@ def _fit(
     count_tokens: Callable[[str], int],
     max_tokens: int,
     overlap_tokens: int,
-    lang: str,
 ) -> list[Span]:
     """Text[start:end] as one span, or cut by size when it is over `max_tokens`."""
     body = text[start:end]
@@ -176,6 +172,5 @@ def _fit(
         count_tokens=count_tokens,
         max_tokens=max_tokens,
         overlap_tokens=overlap_tokens,
-        lang=lang,
     )
     return [Span(s.text, s.start + start, s.end + start, heading) for s in spans]

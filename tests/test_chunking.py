@@ -50,13 +50,12 @@ def test_invariants_on_the_demo_corpus(minilm_count_tokens, max_tokens, overlap)
     texts = [t for path in demo_corpus_files().values() for t in read_texts(path)]
     assert {lang for _, lang in texts} == {"en", "zh"}
     split = 0
-    for text, lang in texts:
+    for text, _ in texts:
         spans = chunk_text(
             text,
             count_tokens=minilm_count_tokens,
             max_tokens=max_tokens,
             overlap_tokens=overlap,
-            lang=lang,
         )
         assert_valid(text, spans, minilm_count_tokens, max_tokens, overlap)
         split += len(spans) > 1
@@ -68,13 +67,12 @@ def test_invariants_on_the_demo_corpus(minilm_count_tokens, max_tokens, overlap)
 @pytest.mark.parametrize("name", PROPERTY_SETS)
 @pytest.mark.parametrize(("max_tokens", "overlap"), SETTINGS)
 def test_invariants_on_every_evalset_text(minilm_count_tokens, name, max_tokens, overlap):
-    for text, lang in read_texts(EVALSETS / name / "corpus.jsonl"):
+    for text, _ in read_texts(EVALSETS / name / "corpus.jsonl"):
         spans = chunk_text(
             text,
             count_tokens=minilm_count_tokens,
             max_tokens=max_tokens,
             overlap_tokens=overlap,
-            lang=lang,
         )
         assert_valid(text, spans, minilm_count_tokens, max_tokens, overlap)
 
@@ -113,7 +111,7 @@ ARTICLES = [
 def test_statute_articles_are_kept_whole(minilm_count_tokens):
     law = "中华人民共和国民法典\n第三章　法人\n" + "\n".join(ARTICLES)
     longest = max(minilm_count_tokens(a) for a in ARTICLES)
-    spans = chunk_text(law, count_tokens=minilm_count_tokens, max_tokens=longest + 10, lang="zh")
+    spans = chunk_text(law, count_tokens=minilm_count_tokens, max_tokens=longest + 10)
     assert len(spans) > 2
     for span in spans[1:]:
         # Each span is a run of whole articles: it starts at one and ends where one ends.
@@ -128,7 +126,7 @@ def test_an_article_too_long_for_one_span_is_cut_inside_itself_only():
     long_start = starts[2]
     long_end = long_start + len(ARTICLES[2])
     assert len(ARTICLES[2]) > 110 > max(len(a) for i, a in enumerate(ARTICLES) if i != 2)
-    spans = chunk_text(law, count_tokens=len, max_tokens=110, lang="zh")
+    spans = chunk_text(law, count_tokens=len, max_tokens=110)
     inside = [s for s in spans if s.start < long_end and s.end > long_start]
     assert len(inside) == 2
     assert all(long_start <= s.start and s.end <= long_end for s in inside)
@@ -145,7 +143,7 @@ def test_chinese_sentences_end_with_their_mark(minilm_count_tokens):
         "防线上还有经验丰富的防守端锋贾里德·艾伦。",
     ] * 4
     text = "".join(sentences)
-    spans = chunk_text(text, count_tokens=minilm_count_tokens, max_tokens=40, lang="zh")
+    spans = chunk_text(text, count_tokens=minilm_count_tokens, max_tokens=40)
     assert len(spans) > 3
     for span in spans:
         assert span.text[-1] in "。！？；"
@@ -160,7 +158,7 @@ def test_english_sentences_and_markdown_headings_are_boundaries(minilm_count_tok
         "to recognise it as an element? Many historians say so.\n\n"
     )
     text = f"# Oxygen\n\n{section}{section}## History\n\n{section}{section}"
-    spans = chunk_text(text, count_tokens=minilm_count_tokens, max_tokens=40, lang="en")
+    spans = chunk_text(text, count_tokens=minilm_count_tokens, max_tokens=40)
     assert any(s.text.startswith("## History") for s in spans)
     for span in spans:
         assert span.text.endswith((".", "!", "?", "# Oxygen", "## History"))

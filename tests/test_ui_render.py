@@ -15,11 +15,13 @@ from ui.web.answer import ANY, AUTO, scope
 from ui.web.i18n import STRINGS, Labels, browser_lang, t
 from ui.web.kb_tab import check_uploads
 from ui.web.render import (
+    Snippet,
+    SourceView,
     answer_html,
     details_markdown,
     esc,
-    highlight,
     reply_sources,
+    snippet,
     sources_html,
     turn_sources,
 )
@@ -98,12 +100,15 @@ def test_notices_are_set_apart_by_kind():
     assert answer_html("x", [], [], "en", interrupted=True).count("(stopped)") == 1
 
 
-def test_highlight_windows_long_passages_around_the_support():
+def test_snippet_windows_long_passages_around_the_support():
     text = "filler. " * 200 + "The key sentence. " + "tail. " * 200
-    out = highlight(text, ["The key sentence."], width=200)
-    assert "<mark>The key sentence.</mark>" in out
-    assert out.startswith("…") and out.endswith("…") and len(out) < 260
-    assert highlight("abc", ["not there"]) == "abc"
+    out = snippet(text, ["The key sentence."], width=200)
+    assert ("The key sentence.", True) in out.pieces
+    assert out.cut_start and out.cut_end and sum(len(p) for p, _ in out.pieces) == 200
+    assert snippet("abc", ["not there"]) == Snippet((("abc", False),), False, False)
+    view = SourceView(1, "t", "kb", "d", "general", "<b>x</b> The key sentence.", ("x",), True)
+    html = sources_html([view], "en")  # through the template: marked and escaped
+    assert "&lt;b&gt;<mark>x</mark>&lt;/b&gt;" in html
 
 
 def test_stored_turn_renders_like_the_live_reply():

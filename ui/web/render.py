@@ -1,8 +1,9 @@
 """HTML of one answer in the chat: the answer text, its notices, and its sources panel.
 
 Pure functions over the agent's types (a live `Reply`, or a `TurnRecord` read back from SQLite),
-so the page and the fast tests render answers the same way. Everything user- or model-written is
-escaped; only the markup made here reaches the browser as HTML.
+so the page and the fast tests render answers the same way. The markup is Jinja templates beside
+this file (ui/web/templates/) with autoescape on, so everything user- or model-written is escaped
+and only the templates' own markup reaches the browser as HTML.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from agent.state import TurnRecord
 from agent.types import Citation, Notice, Reply, Route
@@ -70,11 +74,20 @@ def esc(text: str) -> str:
     return re.sub(r"([\\`*_#|~])", r"\\\1", html.escape(text, quote=False))
 
 
-def highlight(text: str, highlights: Sequence[str], width: int = SNIPPET_CHARS) -> str:
-    """HTML of a window of `text` around the first highlight found, each found one in <mark>.
+@dataclass(frozen=True)
+class Snippet:
+    """A window of a passage: its pieces in order, (text, highlighted), and whether it was cut."""
 
-    >>> highlight("A b. Oxygen was found in 1771. C d.", ["Oxygen was found in 1771."])
-    'A b. <mark>Oxygen was found in 1771.</mark> C d.'
+    pieces: tuple[tuple[str, bool], ...]
+    cut_start: bool
+    cut_end: bool
+
+
+def snippet(text: str, highlights: Sequence[str], width: int = SNIPPET_CHARS) -> Snippet:
+    """A window of `text` around the first highlight found, each found one a marked piece.
+
+    >>> snippet("A b. Oxygen was found in 1771. C d.", ["Oxygen was found in 1771."]).pieces
+    (('A b. ', False), ('Oxygen was found in 1771.', True), (' C d.', False))
     """
     spans = sorted(
         (i, i + len(h))
@@ -86,16 +99,15 @@ def highlight(text: str, highlights: Sequence[str], width: int = SNIPPET_CHARS) 
         first = spans[0][0]
         start = max(0, min(first - width // 4, len(text) - width))
     end = min(len(text), start + width)
-    out, pos = [], start
+    pieces, pos = [], start
     for a, b in spans:
         a, b = max(a, pos), min(b, end)
         if a >= b:
             continue
-        out.append(html.escape(text[pos:a]))
-        out.append(f"<mark>{html.escape(text[a:b])}</mark>")
+        pieces += [(text[pos:a], False), (text[a:b], True)]
         pos = b
-    out.append(html.escape(text[pos:end]))
-    return ("…" if start else "") + "".join(out) + ("…" if end < len(text) else "")
+    pieces.append((text[pos:end], False))
+    return Snippet(tuple(p for p in pieces if p[0]), start > 0, end < len(text))
 
 
 def _views(
@@ -152,48 +164,51 @@ def turn_sources(turn: TurnRecord, kb_domains: Mapping[str, str]) -> list[Source
     ]
 
 
+@cache
+def _env() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from markupsafe import Markup
+
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    # Model text is also Markdown to the chat: `plain` escapes its markup characters as well.
+    env.filters["plain"] = lambda text: Markup(esc(str(text)))
+    return env
+
+
 def sources_html(views: Sequence[SourceView], lang: str) -> str:
     """The collapsible sources panel; empty when there is nothing to show."""
     if not views:
         return ""
-    heading = t("sources" if views[0].cited else "closest", lang)
-    items = []
-    for v in views:
-        unverified = v.cited and not v.verified
-        badge = (
-            f'<span class="cw-badge" title="{html.escape(t("unverified_hint", lang))}">'
-            f"{t('unverified', lang)}</span>"
-            if unverified
-            else ""
-        )
-        domain = (
-            f'<span class="cw-domain">{html.escape(t("domain_" + v.domain, lang))}</span>'
-            if f"domain_{v.domain}" in _DOMAIN_KEYS
-            else ""
-        )
-        items.append(
-            f'<div class="cw-source{" cw-unverified" if unverified else ""}" data-n="{v.n}">'
-            f'<div class="cw-src-head"><span class="cw-n">[{v.n}]</span>'
-            f"<b>{html.escape(v.title or v.doc_id)}</b>{domain}"
-            f'<span class="cw-doc">{html.escape(v.kb)} / {html.escape(v.doc_id)}</span>'
-            f"{badge}</div>"
-            f'<div class="cw-snippet">{highlight(v.text, v.highlights)}</div></div>'
-        )
+    shown = [
+        {
+            "n": v.n,
+            "title": v.title,
+            "doc_id": v.doc_id,
+            "kb": v.kb,
+            "cited": v.cited,
+            "verified": v.verified,
+            "domain_label": t(f"domain_{v.domain}", lang) if v.domain in _DOMAINS else "",
+            "snippet": snippet(v.text, v.highlights),
+        }
+        for v in views
+    ]
     return (
-        f'<details class="cw-sources" open><summary>{heading} ({len(views)})</summary>'
-        + "".join(items)
-        + "</details>"
+        _env()
+        .get_template("sources.html")
+        .render(
+            views=shown,
+            heading=t("sources" if views[0].cited else "closest", lang),
+            unverified_hint=t("unverified_hint", lang),
+            unverified_label=t("unverified", lang),
+        )
     )
 
 
-_DOMAIN_KEYS = {"domain_legal", "domain_medical", "domain_education", "domain_general"}
-
-
-def notices_html(notices: Sequence[Notice]) -> str:
-    return "".join(
-        f'<div class="cw-notice cw-notice-{html.escape(n.kind)}" role="note">{esc(n.text)}</div>'
-        for n in notices
-    )
+_DOMAINS = {"legal", "medical", "education", "general"}
 
 
 def answer_html(
@@ -205,10 +220,19 @@ def answer_html(
     interrupted: bool = False,
 ) -> str:
     """The whole assistant message: answer, notices set apart, then the sources panel."""
-    body = esc(answer.strip()) + (f" {t('interrupted', lang)}" if interrupted else "")
-    parts = [f'<div class="cw-answer">\n\n{body}\n\n</div>', notices_html(notices)]
-    parts.append(sources_html(sources, lang))
-    return "\n\n".join(p for p in parts if p)
+    from markupsafe import Markup
+
+    return (
+        _env()
+        .get_template("answer.html")
+        .render(
+            answer=answer.strip(),
+            interrupted=interrupted,
+            interrupted_label=t("interrupted", lang),
+            notices=notices,
+            sources=Markup(sources_html(sources, lang)),  # rendered by the template above
+        )
+    )
 
 
 def details_markdown(
