@@ -1,115 +1,38 @@
-"""Opening dialogue.db: connection settings, and the schema as ordered migrations (as simonw/llm).
+"""dialogue.db's schema: its ordered migrations (the SQLite layer itself is retrieval/sqlite.py).
 
-A migration is a function of the database, registered with `@migration` and never edited once
-released: a schema change is a new function at the end of the list. Each one runs in its own
-`BEGIN IMMEDIATE` transaction together with its row in `_migrations`, so a crash or an error
-mid-migration leaves it wholly unapplied, and two processes opening a fresh store at once cannot
-both apply it.
+A migration is never edited once released: a schema change is a new function at the end.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlite_utils import Database
 
-Migration = Callable[[Database], None]
+from retrieval.sqlite import Migration, Migrations
+from retrieval.sqlite import connect as _connect
+from retrieval.sqlite import migrate as _migrate
 
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register `fn` as the next migration; its function name is its permanent identity."""
-    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
-        raise ValueError(f"a migration named {fn.__name__!r} exists already; pick a new name")
-    MIGRATIONS.append(fn)
-    return fn
-
-
-def utc_now() -> str:
-    """An ISO-8601 UTC timestamp with microseconds; such strings sort in time order."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-@contextmanager
-def immediate(db: Database) -> Iterator[Database]:
-    """A write transaction that takes the write lock up front.
-
-    A deferred BEGIN that reads and then writes fails at once with SQLITE_BUSY when another
-    connection committed in between (the busy timeout cannot help); IMMEDIATE waits for the lock.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.rollback()
-        raise
-    try:
-        db.execute("COMMIT")
-    except sqlite3.Error:
-        db.rollback()
-        raise
+MIGRATIONS = Migrations()
+migration = MIGRATIONS.register
 
 
 def connect(path: Path, busy_timeout_s: float) -> Database:
-    """Open `path` in WAL mode with synchronous=FULL and foreign keys on, migrated to the latest.
-
-    The connection may be used from any thread; the caller serializes access (agent/state.py says
-    why FULL and why one connection).
-    """
-    conn = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False)
+    """Open dialogue.db (retrieval/sqlite.py's settings), migrated to the latest schema."""
+    db = _connect(path, busy_timeout_s)
     try:
-        _enable_wal(conn, busy_timeout_s)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")  # per connection; ON DELETE CASCADE needs it
-        db = Database(conn)
         migrate(db)
     except BaseException:
-        conn.close()
+        db.close()
         raise
     return db
 
 
-def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
-    """Switch the file to WAL (a no-op once it is), retrying while another connection opens it.
-
-    The switch needs an exclusive lock, and SQLite asks for it without the busy handler, so two
-    processes opening a fresh store together would otherwise fail at once with "locked".
-    """
-    deadline = time.monotonic() + busy_timeout_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
-    """Apply the migrations not yet recorded, in order; return the names applied now."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    applied = []
-    for fn in migrations:
-        with immediate(db):
-            # Checked inside the transaction: another process may have applied it meanwhile.
-            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [fn.__name__]).fetchone():
-                continue
-            fn(db)
-            db.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [fn.__name__, utc_now()]
-            )
-        applied.append(fn.__name__)
-    return applied
+    """Apply dialogue.db's migrations not yet recorded, in order; the names applied now."""
+    return _migrate(db, migrations)
 
 
 @migration

@@ -26,8 +26,9 @@ from typing import Any, cast
 
 from sqlite_utils import Database
 
-from agent.migrations import connect, immediate, utc_now
+from agent.migrations import connect
 from agent.types import Citation, Notice, Route
+from retrieval.sqlite import immediate, utc_now
 from retrieval.types import Hit
 
 BUSY_TIMEOUT_S = 10.0

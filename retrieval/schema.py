@@ -1,4 +1,4 @@
-"""The knowledge-base schema: ordered migrations applied once each (the simonw/llm pattern), and
+"""The knowledge-base schema: ordered migrations applied once each (retrieval/sqlite.py), and
 the frozen row types the store returns.
 
 A migration is registered with `@migration` and never edited once released: a schema change is a
@@ -9,24 +9,17 @@ is added, and a query never scans other knowledge bases' postings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from retrieval import lexical
+from retrieval.sqlite import Migrations
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-Migration = Callable[["Database"], None]
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register `fn` as the next migration; its name is its identity, so never rename one."""
-    MIGRATIONS.append(fn)
-    return fn
+MIGRATIONS = Migrations()
+migration = MIGRATIONS.register
 
 
 @migration
@@ -81,11 +74,6 @@ def m001_knowledge_bases(db: Database) -> None:
 def m002_chunk_headings(db: Database) -> None:
     # The heading path above a passage (retrieval/sections.py); older passages have none.
     db.execute("ALTER TABLE chunks ADD COLUMN heading TEXT NOT NULL DEFAULT ''")
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with microseconds: also what tells apart a kb dropped and made again."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def fts_table(kb: str) -> str:

@@ -3,7 +3,8 @@
 SQLite is the source of truth. A chunk row holds its text, offsets and float32 vector, so the FAISS
 file beside the database can always be rebuilt from it, and every change to a document (its row,
 its chunks, their lexical rows, the knowledge base's generation) commits in one transaction.
-The schema is in retrieval/schema.py.
+The schema is in retrieval/schema.py; connections, transactions and migrations are
+retrieval/sqlite.py's, shared with the conversation store.
 """
 
 from __future__ import annotations
@@ -18,16 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from retrieval import lexical
-from retrieval.schema import (
-    MIGRATIONS,
-    DocInfo,
-    KBInfo,
-    KBState,
-    create_fts,
-    fts_table,
-    utc_now,
-)
+from retrieval.schema import MIGRATIONS, DocInfo, KBInfo, KBState, create_fts, fts_table
 from retrieval.sections import passage_text
+from retrieval.sqlite import connect, immediate, migrate, utc_now
 from retrieval.types import Filters, Hit, Span
 
 if TYPE_CHECKING:
@@ -36,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["DB_NAME", "DocInfo", "KBInfo", "KBState", "Store", "fts_table", "utc_now"]
 
 DB_NAME = "citewise.db"
+BUSY_TIMEOUT_S = 30.0  # an ingest commits a batch at a time; searches wait for it this long
 
 
 _KB_SELECT = """SELECT name, domain, lang, embedder, dim, chunk_tokens, overlap_tokens, generation,
@@ -69,15 +64,15 @@ class Store:
         self._local = threading.local()
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
-        self._migrate()
+        migrate(self.db, MIGRATIONS)
 
     @property
     def db(self) -> Database:
         """This thread's connection."""
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            db = self._local.db = connect(self.path, BUSY_TIMEOUT_S)
+            conn = db.conn
             with self._conns_lock:
                 # Threads come and go (a server's pool); close what the finished ones left open.
                 for thread, old in self._conns:
@@ -85,10 +80,6 @@ class Store:
                         old.close()
                 self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
                 self._conns.append((threading.current_thread(), conn))
-            # Imported here: sqlite_utils pulls in pandas when installed (most of a second).
-            from sqlite_utils import Database
-
-            db = self._local.db = Database(conn)
         return db
 
     def close(self) -> None:
@@ -101,30 +92,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Database]:
         """A transaction that takes SQLite's write lock up front and commits or rolls back whole."""
-        db = self.db
-        # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with
-        # SQLITE_BUSY if another process committed in between; this one waits for the lock.
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self.db) as db:
             yield db
-        except BaseException:
-            db.conn.rollback()
-            raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error:
-            db.conn.rollback()
-            raise
-
-    def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, at TEXT)")
-        for fn in MIGRATIONS:
-            with self.write() as db:
-                # Checked inside the transaction: another process may have applied it meanwhile.
-                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [fn.__name__]).fetchone():
-                    continue
-                fn(db)
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", [fn.__name__, utc_now()])
 
     # --- knowledge bases -------------------------------------------------------------------
 

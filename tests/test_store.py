@@ -61,6 +61,34 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_both_stores_share_one_migrations_layout(tmp_path: Path) -> None:
+    from agent.migrations import connect as open_dialogue
+
+    kb_db = Store(tmp_path).db
+    dialogue = open_dialogue(tmp_path / "dialogue.db", 5)
+    for db in (kb_db, dialogue):
+        columns = [(r[1], r[2], r[3]) for r in db.execute("PRAGMA table_info(_migrations)")]
+        assert columns == [("name", "TEXT", 0), ("applied_at", "TEXT", 1)]
+        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    dialogue.close()
+
+
+def test_a_store_made_before_the_shared_layer_keeps_its_migrations(tmp_path: Path) -> None:
+    # Knowledge-base stores used to record migrations as (name, at): opened now, the column is
+    # renamed and nothing is applied twice (m001 would fail on its existing tables).
+    Store(tmp_path).close()
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "citewise.db")
+    conn.execute("ALTER TABLE _migrations RENAME COLUMN applied_at TO at")
+    conn.commit()
+    conn.close()
+    again = Store(tmp_path)
+    rows = again.db.execute("SELECT name, applied_at FROM _migrations").fetchall()
+    assert [r[0] for r in rows] == ["m001_knowledge_bases", "m002_chunk_headings"]
+    assert all(r[1] for r in rows)
+
+
 def test_insert_and_delete_keep_chunks_and_lexical_rows_in_step(store: Store) -> None:
     ids = _put(store, "a", "d1", ["alpha beta", "gamma delta"])
     assert _fts_rowids(store, "a") == set(ids)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.migrations import utc_now
+from retrieval.sqlite import enable_wal, utc_now
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 8
@@ -129,7 +129,7 @@ class UserStore:
                 else:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-                    conn.execute("PRAGMA journal_mode=WAL")
+                    enable_wal(conn, 10)
                 conn.execute("PRAGMA foreign_keys=ON")
                 for sql in _SCHEMA:
                     conn.execute(sql)
