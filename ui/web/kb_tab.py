@@ -114,17 +114,29 @@ def build_kb_tab(
     access = access or Access(settings)
     # With accounts the page is built before anyone logs in: filled in per user on load.
     names: list[str] = [] if access.users else kb_names(agent)
+    controls = _kb_layout(agent, settings, labels, names)
+    return _wire_kb(controls, agent, settings, lang, access)
+
+
+@dataclass(frozen=True)
+class _KBControls:
+    kb: gr.Dropdown
+    files: gr.File
+    upload: gr.Button
+    result: gr.Markdown
+    docs: gr.Dataframe
+    doc_pick: gr.Dropdown
+    delete: gr.Button
+    new_name: gr.Textbox
+    new_domain: gr.Dropdown
+    create: gr.Button
+
+
+def _kb_layout(
+    agent: Agent, settings: ServerSettings, labels: Labels, names: list[str]
+) -> _KBControls:
+    """The tab's controls, made inside the caller's Blocks; `names` fill the kb picker."""
     first = names[0] if names else None
-    private: dict[str, Any] = {"api_visibility": "private"}
-
-    def can_read(request: gr.Request | None, kb_name: str | None) -> bool:
-        if not kb_name:
-            return False
-        return bool(access.readable(access.ui_principal(request), [kb_name]))
-
-    def is_admin(request: gr.Request | None) -> bool:
-        return access.ui_principal(request).admin
-
     with gr.Row():
         with gr.Column(scale=2):
             kb = labels.add(
@@ -196,6 +208,25 @@ def build_kb_tab(
                     gr.Button(t("create_kb", "en"), elem_id="kb-create"), value="create_kb"
                 )
 
+    return _KBControls(
+        kb, files, upload, result, docs, doc_pick, delete, new_name, new_domain, create
+    )
+
+
+def _wire_kb(
+    c: _KBControls, agent: Agent, settings: ServerSettings, lang: Any, access: Access
+) -> KBTab:
+    """Show a kb's documents; upload, delete and create, for administrators only."""
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def can_read(request: gr.Request | None, kb_name: str | None) -> bool:
+        if not kb_name:
+            return False
+        return bool(access.readable(access.ui_principal(request), [kb_name]))
+
+    def is_admin(request: gr.Request | None) -> bool:
+        return access.ui_principal(request).admin
+
     def show_rows(kb_name: str | None, request: gr.Request | None) -> tuple[Any, Any]:
         rows = doc_rows(agent, kb_name) if can_read(request, kb_name) else []
         return rows, gr.update(choices=[r[0] for r in rows], value=None)
@@ -243,17 +274,19 @@ def build_kb_tab(
         names = access.readable(access.ui_principal(request), kb_names(agent))
         return (message, gr.update(choices=names, value=name.strip()), "")
 
-    kb.change(show, kb, [docs, doc_pick], **private)
-    uploaded = upload.click(
+    c.kb.change(show, c.kb, [c.docs, c.doc_pick], **private)
+    uploaded = c.upload.click(
         do_upload,
-        [kb, files, lang],
-        [result, files, docs, doc_pick],
+        [c.kb, c.files, lang],
+        [c.result, c.files, c.docs, c.doc_pick],
         concurrency_limit=INGEST_CONCURRENCY,
         concurrency_id="ingest",
         **private,
     )
-    deleted = delete.click(do_delete, [kb, doc_pick, lang], [result, docs, doc_pick], **private)
-    created = create.click(
-        do_create, [new_name, new_domain, lang], [result, kb, new_name], **private
+    deleted = c.delete.click(
+        do_delete, [c.kb, c.doc_pick, lang], [c.result, c.docs, c.doc_pick], **private
     )
-    return KBTab(kb=kb, changed=[uploaded, deleted, created])
+    created = c.create.click(
+        do_create, [c.new_name, c.new_domain, lang], [c.result, c.kb, c.new_name], **private
+    )
+    return KBTab(kb=c.kb, changed=[uploaded, deleted, created])
