@@ -5,6 +5,8 @@ Evaluation workers each run turns through their own Agent (the same path the UI 
 batch (agent/lm_local.py `generate_batch`). Each caller then receives its whole answer as one
 piece, so time to first token equals total generation time under batching: evals/run.py marks
 such runs `batched` and their latency figures are not comparable with streamed ones.
+A batch holds requests of one `max_new_tokens` only, so no answer runs past its own budget; a
+caller cancelled or out of time before its answer came gets none (the batch still finishes).
 """
 
 from __future__ import annotations
@@ -40,16 +42,21 @@ class BatchingLM:
         threading.Thread(target=self._serve, name="lm-batcher", daemon=True).start()
 
     def _serve(self) -> None:
+        held: list[_Request] = []  # requests of another budget than the batch being filled
         while True:
-            batch = [self._queue.get()]
+            batch = [held.pop(0) if held else self._queue.get()]
+            batch += [r for r in held if r.max_new_tokens == batch[0].max_new_tokens]
+            held = [r for r in held if r.max_new_tokens != batch[0].max_new_tokens]
             deadline = time.monotonic() + self.max_wait_s
             while len(batch) < self.batch_size:
                 try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    request = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+                same = request.max_new_tokens == batch[0].max_new_tokens
+                (batch if same else held).append(request)
             try:
-                budget = max(r.max_new_tokens for r in batch)
+                budget = batch[0].max_new_tokens
                 texts = self.lm.generate_batch([r.messages for r in batch], max_new_tokens=budget)
                 for request, text in zip(batch, texts, strict=True):
                     request.result.set_result(text)
@@ -69,14 +76,33 @@ class BatchingLM:
         started = time.monotonic()
         request = _Request(messages, max_new_tokens, Future())
         self._queue.put(request)
-        text = request.result.result()
+        text, stopped = self._wait(request, started, time_limit_s, cancel)
         if stats is not None:
             elapsed = time.monotonic() - started
             new = self.lm.count_tokens(text)
-            stopped = "max_tokens" if new >= max_new_tokens else "eos"
+            if stopped == "eos" and new >= max_new_tokens:
+                stopped = "max_tokens"
             prompt = sum(self.lm.count_tokens(m["content"]) for m in messages)
             stats.append(GenerationStats(prompt, new, elapsed, elapsed, stopped))
-        yield text
+        if text:
+            yield text
+
+    @staticmethod
+    def _wait(
+        request: _Request, started: float, time_limit_s: float | None, cancel: CancelToken | None
+    ) -> tuple[str, str]:
+        """(answer, stop reason): '' when the caller was cancelled or ran out of time first."""
+        deadline = None if time_limit_s is None else started + time_limit_s
+        while True:
+            if cancel is not None and cancel.cancelled:
+                return "", "cancelled"
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return "", "time_limit"
+            try:  # polled, so a cancel is seen within 50 ms
+                return request.result.result(timeout=min(0.05, left or 0.05)), "eos"
+            except TimeoutError:
+                continue
 
     def generate_batch(
         self, conversations: Sequence[Messages], *, max_new_tokens: int = 512

@@ -157,8 +157,9 @@ def demo_library(tmp_path_factory):  # -> retrieval.kb.Library
 class ScriptedLM:
     """The LM seam's one test double: replies from a queue, or from `respond(messages)`.
 
-    Replies stream as words (Chinese: characters), one per "token"; `max_new_tokens`, `cancel`
-    and closing the stream stop it as the real backends do, and `stats` gets one record per call.
+    Replies stream as words (Chinese: characters), one per "token"; `max_new_tokens`, `cancel`,
+    `time_limit_s` and closing the stream stop it as the real backends do (tests/test_lm_contract.py
+    holds it to their contract), and `stats` gets one record per call.
     Every call's messages are kept in `calls`. An empty queue fails the call that found it empty.
     """
 
@@ -181,20 +182,25 @@ class ScriptedLM:
                 text = self.replies.pop(0)
             else:
                 raise AssertionError(f"ScriptedLM has no reply left for call {len(self.calls)}")
-        return self._pieces(text, max_new_tokens, cancel, stats)
+        return self._pieces(text, max_new_tokens, time_limit_s, cancel, stats)
 
     @staticmethod
-    def _pieces(text, max_new_tokens, cancel, stats):
+    def _pieces(text, max_new_tokens, time_limit_s, cancel, stats):
         import re
+        import time
 
         from agent.protocols import GenerationStats
 
         pieces = re.findall(r"\s*(?:[\u4e00-\u9fff]|[^\s\u4e00-\u9fff]+)", text)
         sent, stopped = 0, "eos"
+        deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         try:
             for piece in pieces:
                 if cancel is not None and cancel.cancelled:
                     stopped = "cancelled"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    stopped = "time_limit"
                     break
                 if sent >= max_new_tokens:
                     stopped = "max_tokens"
