@@ -55,7 +55,8 @@ TURN_KEYS = frozenset(f.name for f in fields(TurnConfig))
 @dataclass(frozen=True)
 class AgentConfig:
     data_dir: str | None = None  # default: $CITEWISE_HOME or the per-user data dir
-    # A local HF folder, a .gguf file, or an OpenAI-compatible http(s) URL.
+    # A local HF folder, a .gguf file, an OpenAI-compatible http(s) URL, or several such URLs
+    # (comma-separated, or a list in a file): a pool, agent/lm_pool.py.
     lm: str = "bundled:smollm2"
     lm_model: str = ""  # model name sent to an OpenAI-compatible server
     cache_dir: str | None = None  # converted local models; default: the per-user cache dir
@@ -122,6 +123,8 @@ class AgentConfig:
             raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
         if "kbs" in values:
             values["kbs"] = tuple(values["kbs"])
+        if isinstance(values.get("lm"), list | tuple):
+            values["lm"] = ",".join(str(u) for u in values["lm"])
         if "fusion_weights" in values:
             values["fusion_weights"] = {k: tuple(v) for k, v in values["fusion_weights"].items()}
         return cls(**values)

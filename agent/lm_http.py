@@ -8,6 +8,7 @@ generating server sends every few tens of milliseconds.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import time
@@ -75,9 +76,13 @@ class OpenAICompatibleLM:
         wait = self.timeout if time_limit_s is None else max(0.01, min(self.timeout, time_limit_s))
         prompt_tokens = sum(self.count_tokens(m["content"]) for m in messages)
         pieces, new_tokens, first, stopped = 0, None, None, "eos"
+        finished = False  # a finish_reason or [DONE] came: the answer is whole
         response = self._post(body, wait)
         try:
             for event in _events(response, self._url("chat/completions")):
+                if event is _END:
+                    finished = True
+                    break
                 if usage := event.get("usage"):
                     prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
                     new_tokens = usage.get("completion_tokens", new_tokens)
@@ -86,7 +91,9 @@ class OpenAICompatibleLM:
                         first = first or time.monotonic()
                         pieces += 1
                         yield piece
-                    stopped = _FINISH.get(choice.get("finish_reason"), stopped)
+                    if choice.get("finish_reason"):
+                        finished = True
+                        stopped = _FINISH.get(choice["finish_reason"], stopped)
                 if cancel is not None and cancel.cancelled:
                     stopped = "cancelled"
                     break
@@ -100,9 +107,21 @@ class OpenAICompatibleLM:
                     "raise timeout= or check the server's load"
                 ) from None
             stopped = "time_limit"
+        except (http.client.HTTPException, ConnectionError) as e:
+            raise LMError(
+                f"{self._url('chat/completions')} dropped the connection mid-answer ({e!r}); "
+                "is the server still running?"
+            ) from e
         except GeneratorExit:
             stopped = "cancelled"  # the caller stopped reading
             raise
+        else:
+            if not finished and stopped not in ("cancelled", "time_limit"):
+                # The body ended without a finish_reason or [DONE]: the server went away.
+                raise LMError(
+                    f"{self._url('chat/completions')} ended the answer before finishing it; "
+                    "is the server still running?"
+                )
         finally:
             response.close()  # the server sees the client leave and stops generating
             if stats is not None:
@@ -189,14 +208,19 @@ class OpenAICompatibleLM:
         return f"{self.base_url}/v1/{path}"
 
 
+_END: dict[str, Any] = {}  # what `_events` yields for "[DONE]"
+
+
 def _events(response: Any, url: str) -> Iterator[dict[str, Any]]:
-    """The JSON payloads of a server-sent event stream, up to "[DONE]" or the end of the body."""
+    """The JSON payloads of a server-sent event stream, then `_END` at "[DONE]"; a body that
+    ends without it just ends (the caller tells a finished answer from a lost server)."""
     for raw in response:  # one line at a time; http.client undoes chunked transfer encoding
         line = raw.decode("utf-8").strip()
         if not line.startswith("data:"):
             continue  # blank separators, comments (": ping") and event names
         data = line[len("data:") :].strip()
         if data == "[DONE]":
+            yield _END
             return
         event = _json(data.encode("utf-8"), url)
         if "error" in event:

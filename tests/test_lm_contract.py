@@ -1,8 +1,8 @@
 """One contract for every LM behind the seam (agent/protocols.py `LM`): the bundled SmolLM2 in
-process, the OpenAI-compatible client (against tests/openai_stub.py), the evaluation batcher over
-SmolLM2, and the tests' ScriptedLM. What the dialogue manager relies on holds for each of them:
-text pieces, one stats record a call, the token budget, cancel, time limit, closing early, batch
-order and token counts."""
+process, the OpenAI-compatible client (against tests/openai_stub.py), a pool of two such
+endpoints, the evaluation batcher over SmolLM2, and the tests' ScriptedLM. What the dialogue
+manager relies on holds for each of them: text pieces, one stats record a call, the token
+budget, cancel, time limit, closing early, batch order and token counts."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from agent.protocols import LM, STOP_REASONS, CancelToken, GenerationStats
 
 pytestmark = pytest.mark.slow
 
-KINDS = ("local", "http", "batching", "scripted")
+KINDS = ("local", "http", "pool", "batching", "scripted")
 LONG_REPLY = " ".join(f"word{i}" for i in range(300))
 
 
 def long_prompt(kind: str) -> list[dict[str, str]]:
     """A request each LM answers at length (the stub echoes "slow" as 200 ticks)."""
-    text = "slow" if kind == "http" else "Write a long story about a dragon and a knight."
+    text = "slow" if kind in ("http", "pool") else "Write a long story about a dragon and a knight."
     return [{"role": "user", "content": text}]
 
 
@@ -36,6 +36,13 @@ def lm(request, smollm2, scripted_lm) -> Iterator[tuple[str, LM]]:
 
         with serving() as server:
             yield kind, OpenAICompatibleLM(server.url + "/v1", model="fake-model")
+    elif kind == "pool":
+        from agent.lm_http import OpenAICompatibleLM
+        from agent.lm_pool import LMPool
+
+        with serving() as one, serving() as two:
+            urls = (one.url, two.url)
+            yield kind, LMPool([OpenAICompatibleLM(u, model="fake-model") for u in urls])
     elif kind == "batching":
         from evals.batching import BatchingLM
 

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.register(sub)
     evals.register(sub)
     serve.register(sub)
+    serve.register_lm_server(sub)
     feedback.register(sub)
     users.register(sub)
     return parser

@@ -97,3 +97,37 @@ def cmd_ui(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, accounts)
     serve(settings, config)
     return 0
+
+
+def register_lm_server(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve-lm", help="one local model as an OpenAI-compatible server (for a model pool)"
+    )
+    p.add_argument("--lm", default="bundled:smollm2", help="bundled:NAME, a local folder or .gguf")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8100)
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow binding beyond loopback (it has no auth)"
+    )
+    p.set_defaults(func=cmd_serve_lm)
+
+
+def cmd_serve_lm(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agent.lm import load_lm
+    from retrieval.embedders import default_cache_dir
+    from ui.http.lm_server import lm_app
+
+    if args.lm.startswith(("http://", "https://", "openai:")) or "," in args.lm:
+        raise ValueError("serve-lm serves a local model: give --lm bundled:NAME, a folder or .gguf")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.insecure:
+        raise ValueError(
+            f"--host {args.host}: the model server has no authentication; keep it on loopback "
+            "behind your own proxy, or pass --insecure on a network you trust"
+        )
+    lm = load_lm(args.lm, cache_dir=default_cache_dir() / "models", device=args.device)
+    print(f"citewise: serving {lm.name} at http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(lm_app(lm, lm.name), host=args.host, port=args.port, log_level="warning")
+    return 0
