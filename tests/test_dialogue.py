@@ -94,9 +94,19 @@ def test_refusal_when_the_gate_fails_keeps_the_closest_sources(make_manager, scr
 
 
 def test_model_refusal_is_a_refusal(make_manager, scripted_lm):
-    reply = reply_of(run(make_manager(scripted_lm(["The documents do not say."])), "s", SCHEELE))
+    # overrule_refusal = 1 takes every model refusal at its word (the default overrules a refusal
+    # when the evidence scorer is confident, which it is about the Scheele sentence: see below).
+    lm = scripted_lm(["The documents do not say."])
+    reply = reply_of(run(make_manager(lm, overrule_refusal=1.0), "s", SCHEELE))
     assert reply.refused and reply.answer == "The documents do not say."
     assert [n.kind for n in reply.notices] == ["refusal"]
+
+
+def test_model_refusal_is_overruled_by_confident_evidence(make_manager, scripted_lm):
+    reply = reply_of(run(make_manager(scripted_lm(["The documents do not say."])), "s", SCHEELE))
+    assert not reply.refused and reply.answer.startswith("The documents say: ")
+    assert "1773" in reply.answer
+    assert reply.citations and all(c.verified for c in reply.citations)
 
 
 def test_unsupported_answer_becomes_a_cited_quote(make_manager, scripted_lm):
