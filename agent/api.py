@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 
 class Agent:
-    """Ask questions of your knowledge bases; every session's history is kept in SQLite."""
+    """Ask questions of your knowledge bases; every session's history is kept (SQLite, or
+    PostgreSQL with `database_url`)."""
 
     def __init__(self, config: AgentConfig | None = None, *, lm: LM | None = None) -> None:
         """Build every part from `config`; pass `lm` to share an already loaded model."""
@@ -54,7 +55,7 @@ class Agent:
         self.searcher = HybridSearcher(self.library, fusion, reranker)
         cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "models"
         self.lm = lm or load_lm(cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model)
-        self.store = DialogueStore(self.data_dir / "dialogue.db")
+        self.store = DialogueStore(cfg.dialogue_location())
         router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
         self.router = load_router(router_dir, verifier)
         self.manager = DialogueManager(

@@ -71,8 +71,18 @@ class AgentConfig:
     # README "Retrieval": no gain on STARD or PolicyQA, so off by default).
     rerank: str = ""
     rerank_weight: float = 0.35
+    # Conversations and feedback: "" keeps them in <data_dir>/dialogue.db; a
+    # "postgresql://user@host:5432/db" URL puts them on a server several citewise processes share
+    # (agent/state_pg.py; the password may also come from PGPASSWORD or ~/.pgpass).
+    database_url: str = ""
 
     def __post_init__(self) -> None:
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"database_url must be a postgresql:// URL, not {self.database_url.split(':')[0]!r}"
+                "...: write postgresql://user:password@host:5432/database, or leave it empty for "
+                "dialogue.db in the data directory"
+            )
         if self.max_message_chars < 1:
             raise ValueError("max_message_chars must be at least 1")
         if self.rerank not in ("", "evidence"):
@@ -81,6 +91,12 @@ class AgentConfig:
             raise ValueError(f"rerank_weight must be between 0 and 1, not {self.rerank_weight}")
         if self.device not in (None, "cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', not {self.device!r}")
+
+    def dialogue_location(self) -> Path | str:
+        """Where conversations live: the database_url, else dialogue.db in the data directory."""
+        from retrieval.paths import data_dir
+
+        return self.database_url or data_dir(self.data_dir) / "dialogue.db"
 
     @classmethod
     def load(

@@ -27,7 +27,8 @@ def check_message(message: object, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 def check_text(text: str, what: str) -> str:
-    """`text` unless it holds a lone surrogate (not Unicode text, cannot be stored): ValueError."""
+    """`text` unless it holds a lone surrogate (not Unicode text) or a NUL character (which
+    PostgreSQL cannot store, so neither store takes it): ValueError."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -35,4 +36,9 @@ def check_text(text: str, what: str) -> str:
             f"{what} is not valid Unicode text (character {e.start} is a lone surrogate "
             f"{text[e.start]!r}); send UTF-8 text"
         ) from None
+    if "\x00" in text:
+        raise ValueError(
+            f"{what} holds a NUL character (at {text.index(chr(0))}), which is not text; "
+            "remove it and send again"
+        )
     return text

@@ -1,42 +1,46 @@
 """Dialogue state: sessions, their turns with the evidence each answer saw, and user feedback.
 
-One SQLite file (`<data_dir>/dialogue.db`), schema in agent/migrations.py, browsable with
-sqlite-utils or Datasette. A turn and its evidence rows commit in one transaction, so a crash
-keeps a turn whole or not at all. WAL with synchronous=FULL: a chat turn takes seconds, so one
-fsync per turn costs nothing noticeable and a turn reported as saved survives a power cut, where
-NORMAL would only survive a crash of the process.
-
-Thread safety: one connection guarded by a lock. SQLite runs one writer at a time anyway, reads
-take milliseconds, and a single connection has nothing per thread to leak or close. Other
-processes (the CLI beside the UI) are handled by WAL, `BEGIN IMMEDIATE` and the busy timeout.
+By default one SQLite file (`<data_dir>/dialogue.db`, schema in agent/migrations.py, browsable
+with sqlite-utils or Datasette); with `database_url = "postgresql://..."` the same tables on a
+PostgreSQL server several citewise processes share (agent/state_pg.py). The SQL here is written
+once for both (agent/state_sql.py is the seam). A turn and its evidence rows commit in one
+transaction, so a crash keeps a turn whole or not at all.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
-from sqlite_utils import Database
+from agent.limits import check_text
+from agent.state_rows import (
+    EvidenceRecord,
+    FeedbackRecord,
+    SessionInfo,
+    TurnRecord,
+    evidence_row,
+    storable,
+    turn_of,
+    turn_row,
+)
+from agent.state_sql import DialogueStoreError, SQLBackend, SQLiteBackend, Tx
+from retrieval.sqlite import utc_now
 
-from agent.migrations import connect
-from agent.types import Citation, Notice, Route
-from retrieval.sqlite import immediate, utc_now
-from retrieval.types import Hit
+__all__ = [
+    "DialogueStore",
+    "DialogueStoreError",
+    "EvidenceRecord",
+    "FeedbackRecord",
+    "SessionInfo",
+    "SessionNotFoundError",
+    "TurnNotFoundError",
+    "TurnRecord",
+]
 
-BUSY_TIMEOUT_S = 10.0
 MAX_TOMBSTONES = 10_000  # deleted session ids a store remembers (see append_turn)
-
-
-class DialogueStoreError(Exception):
-    """The dialogue store cannot be opened or used as asked."""
 
 
 class SessionNotFoundError(DialogueStoreError, LookupError):
@@ -47,89 +51,32 @@ class TurnNotFoundError(DialogueStoreError, LookupError):
     """A turn id that is not in the store (its session may have been deleted)."""
 
 
-@dataclass(frozen=True)
-class EvidenceRecord:
-    """A passage the model was shown for a turn; its place in `TurnRecord.evidence` is its rank."""
+class DialogueStore:
+    """Sessions, turns, evidence and feedback; safe to share across threads.
 
-    kb: str
-    doc_id: str
-    chunk_id: int
-    score: float
-    text: str
-    title: str = ""
-
-    @classmethod
-    def from_hit(cls, hit: Hit) -> EvidenceRecord:
-        return cls(hit.kb, hit.doc_id, int(hit.chunk_id), float(hit.score), hit.text, hit.title)
-
-
-@dataclass(frozen=True)
-class TurnRecord:
-    """Everything a completed or interrupted turn stores.
-
-    `id`, `session_id`, `idx` (0-based turn number within the session) and `created_at` are set
-    by the store when it reads a turn back; `append_turn` ignores them.
+    `location` is dialogue.db's path, or a "postgresql://user:password@host:5432/db" URL.
     """
 
-    user_text: str
-    answer: str = ""  # partial when interrupted
-    rewritten_query: str = ""
-    intent: str = ""
-    domain: str = ""
-    route: Route | None = None  # None for turns seeded from history (no routing ran)
-    citations: tuple[Citation, ...] = ()
-    refused: bool = False
-    interrupted: bool = False
-    notices: tuple[Notice, ...] = ()
-    latencies: Mapping[str, float] = field(default_factory=dict)  # e.g. {"ttft_ms": 412.0}
-    model: str = ""
-    evidence: tuple[EvidenceRecord, ...] = ()
-    id: int | None = None
-    session_id: str = ""
-    idx: int = -1
-    created_at: str = ""
+    def __init__(self, location: Path | str) -> None:
+        self._sql: SQLBackend
+        if isinstance(location, str) and "://" in location:
+            from agent.state_pg import PostgresBackend, is_database_url
 
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """A session as listed in the UI; `turns` is how many turns it holds."""
-
-    id: str
-    title: str
-    created_at: str
-    updated_at: str  # when the last turn was appended (or the session created)
-    turns: int
-    owner: str = ""  # the user it belongs to; "" when no accounts are used
-
-
-@dataclass(frozen=True)
-class FeedbackRecord:
-    """A rating of one turn: +1 or -1, with an optional comment."""
-
-    id: int
-    turn_id: int
-    rating: int
-    comment: str
-    created_at: str
-
-
-class DialogueStore:
-    """Sessions, turns, evidence and feedback in one SQLite file; safe to share across threads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+            if not is_database_url(location):
+                raise DialogueStoreError(
+                    f"database_url {location.split('://')[0]}://... is not a PostgreSQL URL: "
+                    "write postgresql://user:password@host:5432/database, or leave it empty for "
+                    "dialogue.db in the data directory"
+                )
+            self._sql = PostgresBackend(location)
+        else:
+            self._sql = SQLiteBackend(Path(location))
+        self.where = self._sql.where
         # Ids this store deleted, oldest first: append_turn never brings one back (see there).
         self._deleted: dict[str, None] = {}
-        try:
-            self._db = connect(self.path, BUSY_TIMEOUT_S)
-        except sqlite3.DatabaseError as e:
-            raise DialogueStoreError(_open_error(self.path, e)) from e
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._sql.close()
 
     def __enter__(self) -> DialogueStore:
         return self
@@ -153,40 +100,39 @@ class DialogueStore:
         """Start an empty session belonging to `owner` and return its id (uuid4 hex)."""
         session_id = uuid.uuid4().hex
         now = utc_now()
-        title, owner = _text(str(title), "the session title"), _text(str(owner), "the owner")
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO sessions (id, title, created_at, updated_at, owner) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [session_id, title, now, now, owner],
-            )
+        title, owner = (
+            check_text(str(title), "the session title"),
+            check_text(str(owner), "the owner"),
+        )
+        row = {"id": session_id, "title": title, "created_at": now, "updated_at": now}
+        with self._sql.write() as tx:
+            _insert(tx, "sessions", {**row, "owner": owner})
         return session_id
 
     def sessions(self, owner: str | None = None) -> list[SessionInfo]:
         """Every session (of `owner`, when given), most recently active first."""
-        if owner is not None and not _storable(owner):
+        if owner is not None and not storable(owner):
             return []
         where, params = ("", []) if owner is None else ("WHERE s.owner = ?", [owner])
-        with self._read() as db:
-            rows = list(db.query(_SESSIONS_SQL.format(where=where) + _NEWEST_FIRST, params))
+        with self._sql.read() as tx:
+            rows = tx.rows(_SESSIONS_SQL.format(where=where) + self._sql.newest_first, params)
         return [SessionInfo(**row) for row in rows]
 
     def session(self, session_id: str, owner: str | None = None) -> SessionInfo:
         """The session, or SessionNotFoundError (also for another owner's session)."""
         rows = []
-        if _storable(session_id) and (owner is None or _storable(owner)):
-            with self._read() as db:
-                rows = list(db.query(_SESSIONS_SQL.format(where="WHERE s.id = ?"), [session_id]))
+        if storable(session_id) and (owner is None or storable(owner)):
+            with self._sql.read() as tx:
+                rows = tx.rows(_SESSIONS_SQL.format(where="WHERE s.id = ?"), [session_id])
         if not rows or (owner is not None and rows[0]["owner"] != owner):
             raise SessionNotFoundError(_no_session(session_id))
         return SessionInfo(**rows[0])
 
     def rename_session(self, session_id: str, title: str, owner: str | None = None) -> None:
         self.session(session_id, owner)
-        title = _text(str(title), "the session title")
-        with self._write() as db:
-            cur = db.execute("UPDATE sessions SET title = ? WHERE id = ?", [title, session_id])
-            if cur.rowcount == 0:
+        title = check_text(str(title), "the session title")
+        with self._sql.write() as tx:
+            if tx.run("UPDATE sessions SET title = ? WHERE id = ?", [title, session_id]) == 0:
                 raise SessionNotFoundError(_no_session(session_id))
 
     def delete_session(self, session_id: str, owner: str | None = None) -> bool:
@@ -196,9 +142,9 @@ class DialogueStore:
             self.session(session_id, owner)
         except SessionNotFoundError:
             return False
-        with self._write() as db:
-            # Turns, evidence and feedback go by ON DELETE CASCADE (foreign_keys is on).
-            deleted = db.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount > 0
+        with self._sql.write() as tx:
+            # Turns, evidence and feedback go by ON DELETE CASCADE (SQLite: foreign_keys is on).
+            deleted = tx.run("DELETE FROM sessions WHERE id = ?", [session_id]) > 0
             if deleted:
                 self._deleted[session_id] = None
                 while len(self._deleted) > MAX_TOMBSTONES:
@@ -214,16 +160,20 @@ class DialogueStore:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
-        if not _storable(session_id):
+        if not storable(session_id):
             return []
         if owner is not None:
             try:
                 self.session(session_id, owner)
             except SessionNotFoundError:
                 return []
-        ids_sql = "SELECT id FROM turns WHERE session_id = ? ORDER BY idx DESC LIMIT ?"
-        with self._read() as db:
-            turns = _load_turns(db, ids_sql, [session_id, -1 if limit is None else limit])
+        ids_sql = "SELECT id FROM turns WHERE session_id = ?"
+        params: list[object] = [session_id]
+        if limit is not None:
+            ids_sql += " ORDER BY idx DESC LIMIT ?"
+            params.append(limit)
+        with self._sql.read() as tx:
+            turns = _load_turns(tx, ids_sql, params)
         return sorted(turns.values(), key=lambda t: t.idx)
 
     def append_turn(self, session_id: str, turn: TurnRecord) -> int:
@@ -238,27 +188,31 @@ class DialogueStore:
         """
         if not isinstance(session_id, str) or not session_id.strip():
             raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
-        _text(session_id, "session_id")
-        row = _turn_row(turn)
-        evidence = [_evidence_row(rank, ev) for rank, ev in enumerate(turn.evidence)]
+        check_text(session_id, "session_id")
+        row = turn_row(turn)
+        evidence = [evidence_row(rank, ev) for rank, ev in enumerate(turn.evidence)]
         now = utc_now()
-        with self._write() as db:
-            if session_id in self._deleted and not _exists(db, session_id):
+        with self._sql.write() as tx:
+            if session_id in self._deleted and not _exists(tx, session_id):
                 raise SessionNotFoundError(
                     f"dialogue session {_shown(session_id)} was deleted (while this turn was "
                     "being answered?), so the turn is not stored; start a new conversation"
                 )
-            db.execute(
+            tx.run(
                 "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, '', ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
                 [session_id, now, now],
             )
-            (idx,) = db.execute(
+            found = tx.one(
                 "SELECT COALESCE(MAX(idx) + 1, 0) FROM turns WHERE session_id = ?", [session_id]
-            ).fetchone()
-            row.update(session_id=session_id, idx=idx, evidence_count=len(evidence), created_at=now)
-            turn_id = cast(int, db.table("turns").insert(row).last_pk)
-            db.table("evidence").insert_all({"turn_id": turn_id, **ev} for ev in evidence)
+            )
+            assert found is not None  # an aggregate always yields one row
+            row.update(
+                session_id=session_id, idx=found[0], evidence_count=len(evidence), created_at=now
+            )
+            turn_id = int(_insert(tx, "turns", row, returning="id"))
+            for ev in evidence:
+                _insert(tx, "evidence", {"turn_id": turn_id, **ev})
         return turn_id
 
     def add_feedback(
@@ -270,51 +224,35 @@ class DialogueStore:
             raise ValueError(f"rating must be 1 (helpful) or -1 (not helpful), got {rating!r}")
         if isinstance(turn_id, bool) or not isinstance(turn_id, int):
             raise TurnNotFoundError(f"no turn with id {turn_id!r}")
-        comment = _text(str(comment), "the comment")
-        with self._write() as db:
-            found = db.execute(
+        comment = check_text(str(comment), "the comment")
+        with self._sql.write() as tx:
+            found = tx.one(
                 "SELECT s.owner FROM turns t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?",
                 [turn_id],
-            ).fetchone()
+            )
             if not found or (owner is not None and found[0] != owner):
                 raise TurnNotFoundError(
                     f"no turn with id {turn_id!r}; its session may have been deleted, "
                     "so reload the session before rating"
                 )
             row = {"turn_id": turn_id, "rating": rating, "comment": comment}
-            return cast(int, db.table("feedback").insert({**row, "created_at": utc_now()}).last_pk)
+            return int(_insert(tx, "feedback", {**row, "created_at": utc_now()}, returning="id"))
 
     def feedback(self, owner: str | None = None) -> list[tuple[FeedbackRecord, TurnRecord]]:
         """Every rating (of `owner`'s sessions, when given) with the turn it rates (evidence
         included), oldest first, for export."""
         ids_sql = (
             "SELECT f.turn_id FROM feedback f JOIN turns t ON t.id = f.turn_id "
-            "JOIN sessions s ON s.id = t.session_id WHERE ? IS NULL OR s.owner = ?"
+            "JOIN sessions s ON s.id = t.session_id WHERE s.owner = COALESCE(?, s.owner)"
         )
-        with self._read() as db:
-            turns = _load_turns(db, ids_sql, [owner, owner])
+        with self._sql.read() as tx:
+            turns = _load_turns(tx, ids_sql, [owner])
             rows = [
                 row
-                for row in db.query("SELECT * FROM feedback ORDER BY id")
+                for row in tx.rows("SELECT * FROM feedback ORDER BY id")
                 if row["turn_id"] in turns
             ]
         return [(FeedbackRecord(**row), turns[row["turn_id"]]) for row in rows]
-
-    @contextmanager
-    def _write(self) -> Iterator[Database]:
-        with self._lock, immediate(self._db) as db:
-            yield db
-
-    @contextmanager
-    def _read(self) -> Iterator[Database]:
-        # One read transaction, so the turns and their evidence come from the same snapshot even
-        # while another process appends.
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            finally:
-                self._db.rollback()
 
 
 _SESSIONS_SQL = """
@@ -322,11 +260,10 @@ SELECT s.id, s.title, s.created_at, s.updated_at, COUNT(t.id) AS turns, s.owner
 FROM sessions s LEFT JOIN turns t ON t.session_id = s.id {where}
 GROUP BY s.id
 """
-_NEWEST_FIRST = "ORDER BY s.updated_at DESC, s.rowid DESC"
 
 
-def _exists(db: Database, session_id: str) -> bool:
-    return db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is not None
+def _exists(tx: Tx, session_id: str) -> bool:
+    return tx.one("SELECT 1 FROM sessions WHERE id = ?", [session_id]) is not None
 
 
 def _shown(session_id: object) -> str:
@@ -341,129 +278,26 @@ def _no_session(session_id: object) -> str:
     )
 
 
-def _storable(value: object) -> bool:
-    """A string SQLite can bind (UTF-8 encodable: no lone surrogates)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _insert(tx: Tx, table: str, row: dict[str, Any], returning: str = "") -> Any:
+    """INSERT `row` (its keys are our own column names); the `returning` column's value."""
+    sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+    if not returning:
+        return tx.run(sql, list(row.values()))
+    found = tx.one(f"{sql} RETURNING {returning}", list(row.values()))
+    assert found is not None  # RETURNING always yields the inserted row
+    return found[0]
 
 
-def _text(value: str, what: str) -> str:
-    """`value` if it can be stored; else ValueError naming `what`, never a UnicodeEncodeError."""
-    if not _storable(value):
-        raise ValueError(
-            f"{what} is not valid Unicode text (it holds a lone surrogate); send UTF-8 text"
-        )
-    return value
-
-
-def _open_error(path: Path, e: sqlite3.DatabaseError) -> str:
-    if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-        return (
-            f"dialogue store {path} is locked by another process (waited {BUSY_TIMEOUT_S:.0f} s); "
-            "close other citewise processes using this data directory and try again"
-        )
-    return (
-        f"dialogue store {path} cannot be opened ({e}); if the file is damaged, move it aside "
-        "and citewise will start a new, empty one"
-    )
-
-
-def _json(value: Any, name: str) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"turn.{name} must hold only JSON values (str, numbers, bools, None, lists, dicts): {e}"
-        ) from e
-
-
-def _turn_row(turn: TurnRecord) -> dict[str, Any]:
-    """The turns-table columns for `turn`, validated before any transaction starts."""
-    if not isinstance(turn, TurnRecord):
-        raise TypeError(f"append_turn takes a TurnRecord, got {type(turn).__name__}")
-    if not isinstance(turn.user_text, str):
-        raise ValueError(f"turn.user_text must be a string, got {type(turn.user_text).__name__}")
-    for name in ("user_text", "answer", "rewritten_query", "intent", "domain", "model"):
-        value = getattr(turn, name)
-        if isinstance(value, str):
-            _text(value, f"turn.{name}")
-    return {
-        "user_text": turn.user_text,
-        "rewritten_query": turn.rewritten_query,
-        "intent": turn.intent,
-        "domain": turn.domain,
-        "route_json": _json(_typed(turn.route, Route, "route") or {}, "route"),
-        "answer": turn.answer,
-        "citations_json": _json(
-            [_typed(c, Citation, "citations") for c in turn.citations], "citations"
-        ),
-        "refused": int(bool(turn.refused)),
-        "interrupted": int(bool(turn.interrupted)),
-        "notices_json": _json([_notice(n) for n in turn.notices], "notices"),
-        # float() also turns numpy scalars from timers into plain JSON numbers.
-        "latencies_json": _json({str(k): float(v) for k, v in turn.latencies.items()}, "latencies"),
-        "model": turn.model,
-    }
-
-
-def _typed(value: Any, kind: type, name: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, kind):
-        raise TypeError(f"turn.{name} must hold {kind.__name__} items, got {type(value).__name__}")
-    return asdict(cast(Any, value))
-
-
-def _route(data: Mapping[str, Any]) -> Route | None:
-    """The stored route, or None for a turn stored without one (or in an older shape)."""
-    if not data or not {"intent", "domain"} <= set(data):
-        return None
-    given = {k: v for k, v in data.items() if k in Route.__dataclass_fields__}
-    return Route(**{**given, "kbs": tuple(data.get("kbs", ()))})
-
-
-def _citation(data: Mapping[str, Any]) -> Citation:
-    return Citation(**{k: v for k, v in data.items() if k in Citation.__dataclass_fields__})
-
-
-def _notice(notice: Notice) -> dict[str, str]:
-    if not isinstance(notice, Notice):
-        raise TypeError(f"turn.notices must hold Notice items, got {type(notice).__name__}")
-    return {"kind": notice.kind, "text": notice.text}
-
-
-def _evidence_row(rank: int, ev: EvidenceRecord) -> dict[str, Any]:
-    if not isinstance(ev, EvidenceRecord):
-        raise TypeError(f"turn.evidence must hold EvidenceRecord items, got {type(ev).__name__}")
-    # int()/float() because hits carry numpy scalars, which sqlite3 cannot bind.
-    return {**asdict(ev), "rank": rank, "chunk_id": int(ev.chunk_id), "score": float(ev.score)}
-
-
-def _load_turns(db: Database, ids_sql: str, params: Sequence[Any]) -> dict[int, TurnRecord]:
+def _load_turns(tx: Tx, ids_sql: str, params: Sequence[Any]) -> dict[int, TurnRecord]:
     """The turns whose ids `ids_sql` selects, with their evidence, keyed by turn id."""
     evidence: dict[int, list[EvidenceRecord]] = {}
-    for ev in db.query(
+    for ev in tx.rows(
         f"SELECT * FROM evidence WHERE turn_id IN ({ids_sql}) ORDER BY turn_id, rank", params
     ):
         turn_id = ev.pop("turn_id")
         del ev["rank"]  # the position in the list, ordered by the query
         evidence.setdefault(turn_id, []).append(EvidenceRecord(**ev))
-    turns = {}
-    for r in db.query(f"SELECT * FROM turns WHERE id IN ({ids_sql})", params):
-        del r["evidence_count"]  # for crash checks; len(evidence) says the same
-        r.update(
-            route=_route(json.loads(r.pop("route_json"))),
-            citations=tuple(_citation(c) for c in json.loads(r.pop("citations_json"))),
-            notices=tuple(Notice(**n) for n in json.loads(r.pop("notices_json"))),
-            latencies=json.loads(r.pop("latencies_json")),
-            refused=bool(r["refused"]),
-            interrupted=bool(r["interrupted"]),
-            evidence=tuple(evidence.get(r["id"], ())),
-        )
-        turns[r["id"]] = TurnRecord(**r)
-    return turns
+    return {
+        r["id"]: turn_of(r, tuple(evidence.get(r["id"], ())))
+        for r in tx.rows(f"SELECT * FROM turns WHERE id IN ({ids_sql})", params)
+    }

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,3 +35,54 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def serving_ui(argv: list[str], log: Path, timeout_s: float = 600) -> Iterator[str]:
+    """`citewise ARGV... ui --port P` as a user starts it; yield its URL once it answers, stop it
+    with Ctrl-C after. Output goes to `log` (a full pipe would block the server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ui.cli",
+            *argv[: argv.index("ui") + 1],
+            "--port",
+            str(port),
+            *argv[argv.index("ui") + 1 :],
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, url, log, timeout_s)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"citewise ui exited with {proc.returncode}: {log.read_text()}")
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(1)
+    raise AssertionError(f"citewise ui did not answer on {url} within {timeout_s:.0f} s")

@@ -378,3 +378,43 @@ def serve_education(education_data_dir, tmp_path_factory):
             agent.close()
 
     return serve
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # -> str
+    """A real PostgreSQL server for the session (tests/pg_server.py): the URL of its database.
+
+    Skipped where PostgreSQL or psycopg is missing, unless CITEWISE_REQUIRE_POSTGRES=1 (CI sets
+    it in .ci/run), where that is a failure.
+    """
+    from pg_server import pg_bin, postgres_server
+
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg is not installed (pip install -e '.[postgres]')"
+    if missing is None and pg_bin() is None and not os.environ.get("CITEWISE_TEST_DATABASE_URL"):
+        missing = "PostgreSQL is not installed (no initdb)"
+    if missing:
+        if os.environ.get("CITEWISE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CITEWISE_REQUIRE_POSTGRES=1 but {missing}")
+        pytest.skip(missing)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database(pg_server):  # -> str
+    """A fresh, empty database on the session's PostgreSQL server, dropped after the test."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -22,7 +22,7 @@ def main() -> None:
     if len(sys.argv) > 3:
         # With FULL, ~90% of an append is the commit's fsync, so most kills land there; NORMAL
         # skips it, putting most kills inside the transaction. Atomicity must hold under both.
-        store._db.execute(f"PRAGMA synchronous={sys.argv[3]}")
+        store._sql.db.execute(f"PRAGMA synchronous={sys.argv[3]}")
     print("ready", flush=True)
     while True:
         session_id = rng.choice(SESSIONS)

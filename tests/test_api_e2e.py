@@ -4,22 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from cli_run import serving_ui
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 OXYGEN = "When did Carl Wilhelm Scheele discover oxygen?"
 ZORBLAT = (
     "The Zorblat lantern festival of Quenville is held every year on the fourteenth of March. "
@@ -85,22 +78,9 @@ def test_citewise_ui_command_serves_chat_and_api(education_data_dir, tmp_path):
     shutil.copytree(education_data_dir, data)
     config = tmp_path / "agent.json"
     config.write_text(json.dumps({"device": "cpu", "max_new_tokens": 24}), encoding="utf-8")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = ["--data-dir", str(data), "ui", "--port", str(port), "--api-token", "tok"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    argv = ["--data-dir", str(data), "ui", "--api-token", "tok", "--config", str(config)]
     log = tmp_path / "ui.log"
-    proc = subprocess.Popen(  # output to a file: a full pipe would block the server
-        [sys.executable, "-m", "ui.cli", *argv, "--config", str(config)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(proc, url, log)
+    with serving_ui(argv, log) as url:
         assert httpx.get(f"{url}/").status_code == 200  # the chat page
         assert httpx.get(f"{url}/v1/models").status_code == 401
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="tok", max_retries=0, timeout=600)
@@ -110,24 +90,4 @@ def test_citewise_ui_command_serves_chat_and_api(education_data_dir, tmp_path):
         )
         assert reply.model_extra["citations"] and reply.model_extra["session_id"]
         assert reply.usage is not None and reply.usage.completion_tokens <= 24
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert f"serving on http://127.0.0.1:{port}" in log.read_text()
-
-
-def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"citewise ui exited with {proc.returncode}: {log.read_text()}")
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(1)
-    raise AssertionError(f"citewise ui did not answer on {url} within {timeout_s:.0f} s")
+    assert f"serving on {url}" in log.read_text()

@@ -1,4 +1,5 @@
-"""The dialogue store on a real SQLite file: round trips, sessions, feedback, threads, schema."""
+"""The dialogue store: round trips, sessions, feedback and threads on both backends (a real SQLite
+file and a real PostgreSQL server, the `store` fixture), then SQLite's own schema and files."""
 
 from __future__ import annotations
 
@@ -27,10 +28,23 @@ from agent.types import Citation, Notice, Route
 from retrieval.types import Hit
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DialogueStore]:
+    location = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    with DialogueStore(location or tmp_path / "dialogue.db") as s:
+        yield s
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DialogueStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[DialogueStore]:
     with DialogueStore(tmp_path / "dialogue.db") as s:
         yield s
+
+
+def _count(store: DialogueStore, table: str) -> int:
+    with store._sql.read() as tx:
+        (n,) = tx.one(f"SELECT COUNT(*) FROM {table}") or (0,)
+    return int(n)
 
 
 def _turn(text: str, n_evidence: int = 2, **kw: Any) -> TurnRecord:
@@ -145,7 +159,7 @@ def test_a_deleted_session_is_not_recreated_ownerless_by_a_late_turn(
     with pytest.raises(SessionNotFoundError, match="was deleted"):
         store.append_turn(mine, _turn("late answer"))
     assert store.sessions() == []  # not brought back with owner "" and the late turn
-    assert store._db.execute("SELECT COUNT(*) FROM turns").fetchone() == (0,)
+    assert _count(store, "turns") == 0
     store.append_turn("never-seen-id", _turn("hello"))  # an unknown id is still created
     assert [s.id for s in store.sessions()] == ["never-seen-id"]
 
@@ -171,9 +185,7 @@ def test_delete_session_removes_its_turns_evidence_and_feedback_only(store: Dial
     assert store.delete_session(doomed) is True
     assert store.delete_session(doomed) is False
     assert [s.id for s in store.sessions()] == [kept]
-    db = store._db
-    assert db.execute("SELECT COUNT(*) FROM turns").fetchone() == (1,)
-    assert db.execute("SELECT COUNT(*) FROM evidence").fetchone() == (2,)
+    assert (_count(store, "turns"), _count(store, "evidence")) == (1, 2)
     assert [f.turn_id for f, _ in store.feedback()] == [kept_turn]
 
 
@@ -206,8 +218,9 @@ def test_deleted_turn_ids_are_never_reused(store: DialogueStore) -> None:
         store.add_feedback(stale_id, 1)
 
 
-def test_failure_between_turn_and_evidence_rows_stores_nothing(store: DialogueStore) -> None:
-    store._db.execute(
+def test_failure_between_turn_and_evidence_rows_stores_nothing(sqlite_store: DialogueStore) -> None:
+    store = sqlite_store
+    store._sql.db.execute(
         "CREATE TRIGGER fail_evidence BEFORE INSERT ON evidence WHEN NEW.text = 'boom' "
         "BEGIN SELECT RAISE(ABORT, 'disk full, say'); END"
     )
@@ -218,7 +231,7 @@ def test_failure_between_turn_and_evidence_rows_stores_nothing(store: DialogueSt
     with pytest.raises(sqlite3.IntegrityError, match="disk full"):
         store.append_turn("new-session", TurnRecord(user_text="q", evidence=evidence))
     for table in ("sessions", "turns", "evidence"):
-        assert store._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+        assert _count(store, table) == 0
     store.append_turn("new-session", _turn("retry"))  # the store is usable afterwards
     assert [t.idx for t in store.history("new-session")] == [0]
 
@@ -295,8 +308,8 @@ def test_store_persists_in_wal_mode_across_reopen(tmp_path: Path) -> None:
     with DialogueStore(path) as store:
         assert store.session(session_id).turns == 1
         assert len(store.history(session_id)[0].evidence) == 4
-        assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert store._sql.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store._sql.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
 def test_a_file_that_is_not_a_database_gives_an_actionable_error(tmp_path: Path) -> None:
@@ -321,7 +334,8 @@ def test_db_at_the_previous_migration_is_upgraded_keeping_its_data(tmp_path: Pat
         assert (turn.user_text, turn.answer, turn.evidence[0].text) == ("q", "a", "passage")
         assert store.session("old").title == "before upgrade"
         store.add_feedback(turn.id or 0, 1)  # m002's table works
-        applied = [r[0] for r in store._db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        rows = store._sql.db.execute("SELECT name FROM _migrations ORDER BY rowid")
+        applied = [r[0] for r in rows]
         assert applied == [m.__name__ for m in MIGRATIONS]
 
 
@@ -422,3 +436,16 @@ def test_stores_opened_at_once_on_a_fresh_file_apply_each_migration_once(tmp_pat
     with sqlite3.connect(path) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
     assert names == [m.__name__ for m in MIGRATIONS]
+
+
+def test_text_neither_store_can_hold_is_refused_alike(store: DialogueStore) -> None:
+    # PostgreSQL cannot store NUL, SQLite takes it: both refuse it, with the same words.
+    with pytest.raises(ValueError, match="NUL character"):
+        store.create_session("a\x00b")
+    with pytest.raises(ValueError, match="NUL character"):
+        store.append_turn("s", _turn("what\x00?"))
+    with pytest.raises(ValueError, match="lone surrogate"):
+        store.append_turn("s", _turn("\ud800"))
+    assert store.sessions() == [] and store.history("a\x00b") == []
+    with pytest.raises(SessionNotFoundError):
+        store.session("a\x00b")

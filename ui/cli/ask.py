@@ -60,9 +60,8 @@ def _check_session(config: Any, session: str | None) -> None:
     if session is None:
         return
     from agent.state import DialogueStore
-    from retrieval.paths import data_dir
 
-    with DialogueStore(data_dir(config.data_dir) / "dialogue.db") as store:
+    with DialogueStore(config.dialogue_location()) as store:
         store.session(session)
 
 
