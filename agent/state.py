@@ -78,6 +78,11 @@ class DialogueStore:
     def close(self) -> None:
         self._sql.close()
 
+    @property
+    def sql(self) -> SQLBackend:
+        """The tables' backend, for tools that copy them whole (agent/state_copy.py)."""
+        return self._sql
+
     def __enter__(self) -> DialogueStore:
         return self
 

@@ -124,6 +124,11 @@ class PostgresBackend:
     """The dialogue store's tables on a PostgreSQL server (agent/state_sql.SQLBackend)."""
 
     newest_first = "ORDER BY s.updated_at DESC, s.seq DESC"
+    keep_ids = "OVERRIDING SYSTEM VALUE"
+    renumber = (
+        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+        "FROM {table}"
+    )
 
     def __init__(self, url: str) -> None:
         try:

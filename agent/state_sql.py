@@ -45,6 +45,10 @@ class SQLBackend(Protocol):
     where: str  # the file or server, as error messages name it
     # Most recently active first; ties (same timestamp) newest session first.
     newest_first: str
+    # Copying whole tables (agent/state_copy.py): what lets an INSERT give the ids, and the SQL
+    # that moves a table's id counter past them ("{table}" filled in; "" when none is needed).
+    keep_ids: str
+    renumber: str
 
     def read(self) -> AbstractContextManager[Tx]:
         """One read-only snapshot: turns and their evidence agree while others write."""
@@ -78,6 +82,8 @@ class SQLiteBackend:
     cut, where NORMAL would only survive a crash of the process."""
 
     newest_first = "ORDER BY s.updated_at DESC, s.rowid DESC"
+    keep_ids = ""
+    renumber = ""  # AUTOINCREMENT follows the largest id inserted
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

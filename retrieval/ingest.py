@@ -17,10 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from retrieval import sections
-from retrieval.kbindex import KBIndexes
 from retrieval.lang import detect_lang
 from retrieval.loaders import Skipped, load_paths
-from retrieval.protocols import Embedder
+from retrieval.protocols import Embedder, Indexes
 from retrieval.sections import passage_text
 from retrieval.store import DocInfo, KBInfo, Store, utc_now
 from retrieval.types import Document, Span
@@ -47,7 +46,7 @@ class Library(Protocol):
     narrow seam, so this module does not import kb.py, which imports it."""
 
     store: Store
-    indexes: KBIndexes
+    indexes: Indexes
     batch_docs: int
 
     def embedder_for(self, spec: str) -> Embedder: ...

@@ -27,7 +27,7 @@ from retrieval.ingest import (
 )
 from retrieval.kbindex import KBIndexes
 from retrieval.loaders import DEFAULT_MAX_BYTES
-from retrieval.protocols import Embedder
+from retrieval.protocols import Embedder, Indexes
 from retrieval.store import DocInfo, KBInfo, KBState, Store, utc_now
 from retrieval.types import DOMAINS, Document, Filters, Hit
 
@@ -49,23 +49,39 @@ class Library:
         embedder_loader: Callable[[str], Embedder] | None = None,
         batch_docs: int = 32,
         save_every_s: float = 10.0,
+        store: str = "",
     ) -> None:
         """`batch_docs` documents commit together. During a long ingest the FAISS file is written
         at most every `save_every_s` seconds, and at the end: a crash in between costs a rebuild
-        from the stored vectors, while writing the whole index after every batch costs O(n²)."""
+        from the stored vectors, while writing the whole index after every batch costs O(n²).
+
+        `store`: "" searches FAISS files + SQLite FTS5 in the data directory; a `milvus://` URL
+        searches Milvus instead (retrieval/milvus_index.py). Both are built from what SQLite
+        stores, so switching rebuilds the index and loses nothing."""
         if batch_docs < 1 or save_every_s < 0:
             raise ValueError("batch_docs must be >= 1 and save_every_s >= 0")
+        if store:
+            from retrieval.milvus_index import parse_store
+
+            parse_store(store)  # a wrong setting fails before anything is created
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir)
         self.batch_docs = batch_docs
         self._embedder_loader = embedder_loader
         self._embedders: dict[str, Embedder] = {}
         self._embedder_lock = threading.Lock()
-        self.indexes = KBIndexes(
-            self.store, self.data_dir / "indexes", self.embedder_for, save_every_s
-        )
+        self.indexes: Indexes
+        if store:
+            from retrieval.milvus_index import MilvusIndexes
+
+            self.indexes = MilvusIndexes(self.store, store, self.data_dir / "indexes")
+        else:
+            self.indexes = KBIndexes(
+                self.store, self.data_dir / "indexes", self.embedder_for, save_every_s
+            )
 
     def close(self) -> None:
+        self.indexes.close()
         self.store.close()
 
     # --- knowledge bases -------------------------------------------------------------------
@@ -280,24 +296,22 @@ class Library:
     def dense_search(
         self, kb: str, query: str, k: int, filters: Filters | None = None
     ) -> builtins.list[Hit]:
-        """Top `k` chunks by cosine similarity; filters are applied inside FAISS."""
+        """Top `k` chunks by cosine similarity; filters are applied inside the index."""
         slot = self.indexes.current(kb, self._state(kb))
         if slot is None or k < 1 or not query.strip():
             return []
         q = self.embedder(kb).embed_query(query)
-        allowed = self.store.allowed_ids(kb, filters or Filters())
-        ids, scores = self.indexes.search(slot, q, k, allowed)
-        return self.store.hits(kb, ids.tolist(), scores.tolist(), "dense")
+        return self.indexes.dense(kb, slot, q, k, filters or Filters())
 
     def lexical_search(
         self, kb: str, query: str, k: int, filters: Filters | None = None
     ) -> builtins.list[Hit]:
-        """Top `k` chunks by BM25 (SQLite FTS5) over words segmented by retrieval/lexical.py."""
+        """Top `k` chunks by BM25 (SQLite FTS5, or Milvus) over words segmented by
+        retrieval/lexical.py."""
         self._ensure_lexical(kb)
-        match = lexical.match_query(query)
-        if match is None or k < 1:
+        if k < 1:
             return []
-        return self.store.lexical(kb, match, k, filters or Filters())
+        return self.indexes.lexical(kb, query, k, filters or Filters())
 
     # --- internals -------------------------------------------------------------------------
 

@@ -9,9 +9,8 @@ mismatch at an equal generation cannot come from a crash, so it is reported as c
 (Generation here always goes with the knowledge base's created_at, so one dropped and created
 again under the same name never passes for the old one.)
 
-Writers take turns: threads through a lock, processes through a file lock (filelock) beside the
-indexes, held from before the transaction until the manifest is written. Searches take no write
-lock.
+Writers take turns (retrieval/write_lock.py), from before the transaction until the manifest is
+written. Searches take no write lock. retrieval/milvus_index.py is the same contract on Milvus.
 """
 
 from __future__ import annotations
@@ -21,17 +20,20 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval import lexical
 from retrieval.atomic import atomic_write_text
 from retrieval.errors import KnowledgeBaseNotFoundError, ManifestMismatchError
 from retrieval.protocols import Embedder
 from retrieval.store import KBInfo, KBState, Store
+from retrieval.types import Filters, Hit
+from retrieval.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +69,11 @@ class KBIndexes:
         self._loaded: dict[str, Loaded] = {}
         self._last_save: dict[str, float] = {}
         self._search_lock = threading.Lock()  # indexes change in place; FAISS is not thread-safe
-        self._write_lock = threading.RLock()
-        self._write_depth = 0
-        self._lock_file: Any = None
+        self._writer = WriteLock(self.index_dir / ".lock")
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive right to change any knowledge base in this data directory (re-entrant)."""
-        with self._write_lock:
-            if self._write_depth == 0:
-                from filelock import FileLock  # flock on POSIX, msvcrt locking on Windows
-
-                self._lock_file = FileLock(self.index_dir / ".lock")
-                self._lock_file.acquire()
-            self._write_depth += 1
-            try:
-                yield
-            finally:
-                self._write_depth -= 1
-                if self._write_depth == 0:
-                    self._lock_file.release()
-                    self._lock_file = None
+        return self._writer.held()
 
     def current(self, kb: str, state: KBState | KBInfo) -> Loaded | None:
         """The index of `kb` as the database `state` says; None while the kb has no embedder."""
@@ -97,12 +83,21 @@ class KBIndexes:
         with self.writing():
             return self.sync(kb)
 
-    def search(
-        self, slot: Loaded, query: np.ndarray, k: int, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def dense(
+        self, kb: str, slot: Loaded, query: np.ndarray, k: int, filters: Filters
+    ) -> list[Hit]:
+        """Top `k` chunks of `kb` by cosine similarity; filters are applied inside FAISS."""
+        allowed = self.store.allowed_ids(kb, filters)
         with self._search_lock:
             ids, scores = slot.index.search(query, k, allowed)
-        return ids, scores
+        return self.store.hits(kb, ids.tolist(), scores.tolist(), "dense")
+
+    def lexical(self, kb: str, query: str, k: int, filters: Filters) -> list[Hit]:
+        """Top `k` chunks by BM25 (SQLite FTS5) over words segmented by retrieval/lexical.py."""
+        match = lexical.match_query(query)
+        if match is None:
+            return []
+        return self.store.lexical(kb, match, k, filters)
 
     def sync(self, kb: str) -> Loaded | None:
         """Load or rebuild the index of `kb` if memory is behind the database (write lock held)."""
@@ -210,6 +205,9 @@ class KBIndexes:
         if files:
             for path in (self.faiss_path(kb), self.manifest_path(kb)):
                 path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Nothing to release: the indexes are memory and files, not connections."""
 
     def faiss_path(self, kb: str) -> Path:
         return self.index_dir / f"{kb}.faiss"

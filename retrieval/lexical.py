@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import unicodedata
+from typing import Any
 
 # Stored in each knowledge base: text indexed under another version is re-segmented on open.
 VERSION = "1"
@@ -81,6 +82,30 @@ def content_words(text: str) -> list[str]:
 def index_text(text: str) -> str:
     """What the FTS5 table stores for a chunk: its words joined by spaces."""
     return " ".join(segment(text))
+
+
+def stemmed(words: list[str]) -> list[str]:
+    """`words` as SQLite's 'porter unicode61' tokenizer indexes them (Porter stems, diacritics
+    removed), for a BM25 index outside SQLite (Milvus), so both rank the same words.
+
+    >>> stemmed(["contracts", "terminated", "café", "合同"])
+    ['contract', 'termin', 'cafe', '合同']
+    """
+    global _stemmer
+    if _stemmer is None:
+        import snowballstemmer
+
+        _stemmer = snowballstemmer.stemmer("porter")
+    plain = [
+        "".join(c for c in unicodedata.normalize("NFKD", w) if not unicodedata.combining(c))
+        if not _CJK_RUN.search(w)
+        else w
+        for w in words
+    ]
+    return list(_stemmer.stemWords(plain))
+
+
+_stemmer: Any = None
 
 
 def match_query(query: str) -> str | None:

@@ -16,3 +16,9 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("citewise", appauthor=False))
+
+
+def store_setting(explicit: str | None = None) -> str:
+    """Where knowledge bases are searched: `explicit`, else $CITEWISE_STORE, else "" (the FAISS
+    files in the data directory); a `milvus://` URL searches Milvus (retrieval/milvus_index.py)."""
+    return explicit or os.environ.get("CITEWISE_STORE", "")

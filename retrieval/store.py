@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,31 @@ def _filter_sql(filters: Filters) -> tuple[str, list[str]]:
             clauses.append(f" AND {column} = ?")
             params.append(value)
     return "".join(clauses), params
+
+
+_INDEX_ROWS = """SELECT c.id, c.vector, c.text, c.heading, d.doc_id, d.domain, d.lang, d.grp,
+    d.source FROM chunks c JOIN documents d ON d.kb = c.kb AND d.doc_id = c.doc_id WHERE c.kb = ?"""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One chunk as a search index outside SQLite stores it (retrieval/milvus_index.py)."""
+
+    id: int
+    vector: np.ndarray
+    tokens: str  # the passage's words as FTS5 indexes them (segmented, stemmed), for BM25
+    doc_id: str
+    domain: str
+    lang: str
+    group: str
+    source: str
+
+
+def _index_row(row: tuple) -> IndexRow:
+    cid, vector, text, heading, doc_id, domain, lang, grp, source = row
+    tokens = " ".join(lexical.stemmed(lexical.segment(passage_text(Span(text, 0, 0, heading)))))
+    return IndexRow(cid, np.frombuffer(vector, dtype=np.float32), tokens, doc_id, domain, lang,
+                    grp, source)  # fmt: skip
 
 
 class Store:
@@ -220,6 +246,22 @@ class Store:
             blobs.append(blob)
         vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dim)
         return np.asarray(ids, dtype=np.int64), vecs
+
+    def index_rows(
+        self, kb: str, ids: Sequence[int] | None = None, batch: int = 2000
+    ) -> Iterator[list[IndexRow]]:
+        """What an external index (Milvus) stores of each chunk of `kb`, or of `ids`, in batches:
+        id, vector, the words the lexical index holds, and the filter fields."""
+        if ids is None:
+            rows = self.db.execute(_INDEX_ROWS + " ORDER BY c.id", [kb])
+            while chunk := rows.fetchmany(batch):
+                yield [_index_row(r) for r in chunk]
+            return
+        for i in range(0, len(ids), batch):
+            part = [int(x) for x in ids[i : i + batch]]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(_INDEX_ROWS + f" AND c.id IN ({marks})", [kb, *part])
+            yield [_index_row(r) for r in rows.fetchall()]
 
     def chunk_texts(self, kb: str) -> list[tuple[int, str]]:
         """(id, text as embedded and indexed: with its heading path) of every chunk of `kb`."""

@@ -59,7 +59,8 @@ def check_kb() -> Callable[..., None]:
     """Assert that a knowledge base is whole: what the crash, delete and kb tests rely on.
 
     Every chunk has one vector and one lexical row, every document has exactly its n_chunks
-    chunks, FAISS holds exactly the chunk ids, and the manifest names the database's generation.
+    chunks, the index (FAISS, or a Milvus collection) holds exactly the chunk ids, and the
+    manifest (Milvus: citewise_meta) names the database's generation.
     """
     import json
 
@@ -89,6 +90,12 @@ def check_kb() -> Callable[..., None]:
         ).fetchone()[0]
         assert orphans == 0, f"{orphans} chunks without a document"
         slot = library.indexes.current(kb, info)
+        if hasattr(library.indexes, "target"):  # Milvus: the collection and its generation
+            client = library.indexes._client
+            held = client.query(slot.collection, filter="id >= 0", output_fields=["id"])
+            assert {r["id"] for r in held} == chunk_ids
+            assert library.indexes._held(slot.collection) == (info.created_at, info.generation)
+            return
         assert len(slot.index) == len(chunk_ids)
         assert set(slot.index._all_ids().tolist()) == chunk_ids
         manifest = json.loads(library.indexes.manifest_path(kb).read_text())
@@ -418,3 +425,38 @@ def pg_database(pg_server):  # -> str
     yield pg_server.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def milvus_server(tmp_path):  # -> str
+    """A `milvus-lite server` process on a free loopback port (Milvus Lite's own multi-client
+    mode); yields its `store` setting, milvus://127.0.0.1:PORT."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("pymilvus")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "milvus.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "milvus"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "milvus-lite server did not start in 60 s"
+            time.sleep(0.2)
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

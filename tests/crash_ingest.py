@@ -24,6 +24,7 @@ import sentence_transformers  # noqa: F401  (torch, transformers)
 import retrieval.dense  # noqa: F401  (faiss)
 from retrieval.embedders import load_embedder
 from retrieval.kb import Library
+from retrieval.paths import store_setting
 from retrieval.types import Document
 
 with contextlib.suppress(ImportError):
@@ -39,7 +40,10 @@ def main(data_dir: str, kb: str, corpus: str) -> None:
             continue
         pid = os.fork()
         if pid == 0:
-            library = Library(data_dir, embedder_loader=load_embedder, batch_docs=4, save_every_s=0)
+            library = Library(
+                data_dir, embedder_loader=load_embedder, batch_docs=4, save_every_s=0,
+                store=store_setting(),  # $CITEWISE_STORE: the Milvus variant of the test
+            )  # fmt: skip
             report = library.ingest_documents(kb, docs, progress=False)
             print(f"done {report.added} {report.unchanged}", flush=True)
             os._exit(0)

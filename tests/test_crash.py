@@ -7,8 +7,9 @@ has made its n-th commit (seen by polling the generation) plus a short delay, wi
 spread so that kills land right after a commit, in the index writes and while embedding, early
 and late in the run, on a slow machine or a fast one. After each kill a fresh Library must load
 the knowledge base (repairing the index if needed), pass check_kb (every chunk has its vector, its
-lexical row and its FAISS entry; every document is whole or absent) and still find passages of
-the state before. A rerun then finishes the ingest.
+lexical row and its index entry; every document is whole or absent) and still find passages of
+the state before. A rerun then finishes the ingest. Run for both backends: the FAISS files, and a
+Milvus Lite server the killed processes were writing to.
 """
 
 from __future__ import annotations
@@ -43,19 +44,20 @@ DEADLINE_S = 300.0
 KILLS = ((0, 0.05), (1, 0.0), (1, 0.01), (2, 0.03), (4, 0.0), (8, 0.05), (13, 0.02))
 
 
-def _open(path: Path, embedder: Any) -> Library:
-    return Library(path, embedder_loader=lambda spec: embedder)
+def _open(path: Path, embedder: Any, store: str = "") -> Library:
+    return Library(path, embedder_loader=lambda spec: embedder, store=store)
 
 
 class Helper:
     """The crash_ingest.py process: forks an ingesting child on demand and reports how it ended."""
 
-    def __init__(self, data: Path, corpus: Path, log: Path) -> None:
+    def __init__(self, data: Path, corpus: Path, log: Path, store: str = "") -> None:
         paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(paths),
             "TOKENIZERS_PARALLELISM": "false",
+            "CITEWISE_STORE": store,
         }
         self.log = log.open("w")
         cmd = [sys.executable, str(HELPER), str(data), "kb", str(corpus)]
@@ -137,25 +139,31 @@ def _kill(pid: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["files", "milvus"])
 def test_ingest_survives_sigkill_at_any_point(
+    request: pytest.FixtureRequest,
+    backend: str,
     tmp_path: Path,
     english_docs: list[Document],
     minilm_embedder: Any,
     check_kb: Callable[..., None],
 ) -> None:
+    # Milvus: a Milvus Lite server process, which the killed ingests leave running, as a Milvus
+    # server outlives the citewise processes that die while writing to it.
+    store = request.getfixturevalue("milvus_server") if backend == "milvus" else ""
     docs = [dataclasses.replace(d, text=d.text[:TEXT_CHARS]) for d in english_docs[:N_DOCS]]
     assert len(docs) == N_DOCS
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(dataclasses.asdict(d)) + "\n" for d in docs))
     data = tmp_path / "data"
-    lib = _open(data, minilm_embedder)
+    lib = _open(data, minilm_embedder, store)
     lib.ingest_documents("kb", docs[:8], progress=False)  # the committed state before any crash
     lib.close()
     # Probes: documents whose text is unique in the corpus (XQuAD and PubMedQA, not PolicyQA).
     by_id = {d.id: d for d in docs[:120]}
     present = [docs[0].id, docs[7].id]
 
-    helper = Helper(data, corpus, tmp_path / "helper.log")
+    helper = Helper(data, corpus, tmp_path / "helper.log", store)
     killed = 0
     try:
         for commits, delay_s in KILLS:
@@ -167,7 +175,7 @@ def test_ingest_survives_sigkill_at_any_point(
             status, _ = helper.outcome()
             killed += status == -signal.SIGKILL
 
-            lib = _open(data, minilm_embedder)
+            lib = _open(data, minilm_embedder, store)
             check_kb(lib, "kb")
             for doc_id in present:
                 text = by_id[doc_id].text
@@ -183,6 +191,6 @@ def test_ingest_survives_sigkill_at_any_point(
         assert status == 0 and done is not None and sum(done) == N_DOCS
     finally:
         helper.close()
-    lib = _open(data, minilm_embedder)
+    lib = _open(data, minilm_embedder, store)
     check_kb(lib, "kb")
     assert sorted(d.doc_id for d in lib.documents("kb")) == sorted(d.id for d in docs)

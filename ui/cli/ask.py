@@ -51,7 +51,9 @@ def _config(args: argparse.Namespace) -> Any:
     """The agent's configuration: read without loading any model."""
     from agent.config import AgentConfig
 
-    return AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb)
+    return AgentConfig.load(
+        args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb, store=args.store
+    )
 
 
 def _check_session(config: Any, session: str | None) -> None:

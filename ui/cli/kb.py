@@ -69,9 +69,9 @@ def register(sub: Any) -> None:
 
 def _library(args: argparse.Namespace) -> Any:
     from retrieval.kb import Library
-    from retrieval.paths import data_dir
+    from retrieval.paths import data_dir, store_setting
 
-    return Library(data_dir(args.data_dir))
+    return Library(data_dir(args.data_dir), store=store_setting(args.store))
 
 
 def _print_report(kb: str, report: Any) -> None:
@@ -213,7 +213,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         library.close()
         print(f"\nOpen http://127.0.0.1:{args.port} in a browser; Ctrl+C stops the server.")
-        serve(ServerSettings(port=args.port), AgentConfig.load(data_dir=args.data_dir))
+        serve(
+            ServerSettings(port=args.port),
+            AgentConfig.load(data_dir=args.data_dir, store=args.store),
+        )
         return 0
     searcher = HybridSearcher(library)
     kbs = list(demo_corpus_files())

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ui.cli import ask, evals, feedback, kb, serve, users
+from ui.cli import ask, evals, feedback, kb, migrate, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         help="where knowledge bases and sessions live (default: $CITEWISE_HOME, else per-user)",
     )
+    parser.add_argument(
+        "--store",
+        help="where knowledge bases are searched: milvus:///path/kb.db (Milvus Lite) or "
+        "milvus://host:19530 (default: $CITEWISE_STORE, else FAISS files in the data directory)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     kb.register(sub)
     ask.register(sub)
@@ -27,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register_lm_server(sub)
     feedback.register(sub)
     users.register(sub)
+    migrate.register(sub)
     return parser
 
 

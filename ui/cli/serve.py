@@ -92,7 +92,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from ui.server import serve
     from ui.users import UserStore
 
-    config = AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm)
+    config = AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm, store=args.store)
     accounts = UserStore.for_data_dir(data_dir(config.data_dir)).has_users()
     settings = settings_from_args(args, accounts)
     serve(settings, config)
