@@ -165,7 +165,15 @@ def connect(target: MilvusTarget) -> Any:
     if not target.token and target.uri.endswith(".db"):
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return MilvusClient(uri=target.uri, token=target.token, db_name=target.db_name, timeout=10)
+        return MilvusClient(
+            uri=target.uri,
+            token=target.token,
+            db_name=target.db_name,
+            timeout=10,
+            # pymilvus pings every 10 s; gRPC servers with default settings (Milvus Lite's) answer
+            # pings more often than every 5 minutes with GOAWAY "too_many_pings" mid-ingest.
+            grpc_options={"grpc.keepalive_time_ms": 300_000},
+        )
     except Exception as e:  # pymilvus raises MilvusException, grpc errors or OSError here
         raise RetrievalError(_connect_error(target, e)) from None
 

@@ -20,6 +20,7 @@ the next one to use that knowledge base rebuilds its collection.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -47,6 +48,10 @@ from retrieval.write_lock import WriteLock
 log = logging.getLogger(__name__)
 
 INSERT_BATCH = 1000
+# Rows still in Milvus Lite's memtable are searched row by row (10k: 250 ms a dense search, 8 ms
+# once flushed into a segment): flush after a delete, at the end of an ingest, and every
+# FLUSH_EVERY_S during a long one.
+FLUSH_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class MilvusIndexes:
         lock_dir.mkdir(parents=True, exist_ok=True)
         self._writer = WriteLock(lock_dir / ".lock")
         self._loaded: dict[str, MilvusSlot] = {}
+        self._flushed: dict[str, float] = {}
         self._client = connect(self.target)
         ensure_meta(self._client)
 
@@ -99,11 +105,15 @@ class MilvusIndexes:
             slot = MilvusSlot(name, info.created_at, info.generation)
             self._loaded[kb] = slot
             return slot
-        if held is not None or info.chunks:
+        if held is None:
+            log.info(
+                "knowledge base %s: building its Milvus collection from the stored vectors", kb
+            )
+        else:
             log.warning(
-                "knowledge base %s: Milvus holds generation %s, the store %d (a write was "
-                "interrupted, or the collection is new); rebuilding it from the stored vectors",
-                kb, None if held is None else held[1], info.generation,
+                "knowledge base %s: Milvus holds generation %d, the store %d (a write was "
+                "interrupted); rebuilding the collection from the stored vectors",
+                kb, held[1], info.generation,
             )  # fmt: skip
         return self.rebuild(info)
 
@@ -121,6 +131,7 @@ class MilvusIndexes:
             for rows in self.store.index_rows(info.name, batch=INSERT_BATCH):
                 self._client.insert(name, [entity(r) for r in rows])
                 bar.update(len(rows))
+        self._client.flush(name)
         self._set_held(name, info)
         self._client.load_collection(name)
         self._loaded[info.name] = MilvusSlot(name, info.created_at, info.generation)
@@ -149,6 +160,10 @@ class MilvusIndexes:
             info = self.store.kb(kb)
             if info is None:
                 raise KnowledgeBaseNotFoundError(f"knowledge base {kb!r} was dropped meanwhile")
+            if save is None:
+                save = time.monotonic() - self._flushed.get(kb, 0.0) >= FLUSH_EVERY_S
+            if save:
+                self._flush(kb, slot.collection)
             self._set_held(slot.collection, info)
         except BaseException:
             # The store is ahead of the collection; the next use rebuilds it.
@@ -157,7 +172,14 @@ class MilvusIndexes:
         self._loaded[kb] = replace(slot, generation=generation)
 
     def flush(self, kb: str) -> None:
-        """Nothing to do: every apply is written through to Milvus."""
+        """Seal what an ingest wrote into segments (its end; apply writes through already)."""
+        slot = self._loaded.get(kb)
+        if slot is not None:
+            self._flush(kb, slot.collection)
+
+    def _flush(self, kb: str, collection: str) -> None:
+        self._client.flush(collection)
+        self._flushed[kb] = time.monotonic()
 
     def forget(self, kb: str, *, files: bool = False) -> None:
         self._loaded.pop(kb, None)
@@ -185,8 +207,8 @@ class MilvusIndexes:
             data=[np.asarray(query, dtype=np.float32).tolist()],
             anns_field="vector",
             limit=k,
-            filter=filter_expr(filters),
             search_params={"metric_type": "IP"},
+            **_filtered(filters),
             output_fields=["id"],
         )
         return self._hits(kb, found, "dense")
@@ -205,8 +227,8 @@ class MilvusIndexes:
             data=[" ".join(words)],
             anns_field="sparse",
             limit=k,
-            filter=filter_expr(filters),
             search_params={"metric_type": "BM25"},
+            **_filtered(filters),
             output_fields=["id"],
         )
         return self._hits(kb, found, "lexical")
@@ -225,3 +247,8 @@ class MilvusIndexes:
     def _set_held(self, name: str, info: KBInfo) -> None:
         row = {"name": name, "kb": info.name, "created_at": info.created_at}
         self._client.upsert(META, [{**row, "generation": info.generation, "unused": [0.0, 0.0]}])
+
+
+def _filtered(filters: Filters) -> dict[str, str]:
+    expr = filter_expr(filters)
+    return {"filter": expr} if expr else {}  # an empty filter still costs Milvus Lite a pass

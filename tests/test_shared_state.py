@@ -1,5 +1,6 @@
-"""Two `citewise ui` processes on different ports sharing one PostgreSQL (conversations) and one
-data directory (knowledge bases): what one of them stores, the other sees at once. Real SmolLM2."""
+"""Two `citewise ui` processes on different ports sharing one PostgreSQL (conversations), one Milvus
+(knowledge-base search, a `milvus-lite server`) and one data directory (documents and vectors):
+what one of them stores, the other sees at once. Real SmolLM2."""
 
 from __future__ import annotations
 
@@ -24,12 +25,17 @@ FESTIVAL = [{"role": "user", "content": "When is the Zorblat lantern festival he
 
 
 def test_a_conversation_and_documents_move_between_two_servers(
-    education_data_dir, pg_database, tmp_path
+    education_data_dir, pg_database, milvus_server, tmp_path
 ):
     data = tmp_path / "data"
     shutil.copytree(education_data_dir, data)
     config = tmp_path / "agent.json"
-    settings = {"device": "cpu", "max_new_tokens": 24, "database_url": pg_database}
+    settings = {
+        "device": "cpu",
+        "max_new_tokens": 24,
+        "database_url": pg_database,
+        "store": milvus_server,
+    }
     config.write_text(json.dumps(settings), encoding="utf-8")
     argv = ["--data-dir", str(data), "ui", "--api-token", "tok", "--config", str(config)]
     with (
