@@ -38,6 +38,12 @@ def load_lm(spec: str, **opts: Any) -> LM:
         remote = {k: v for k, v in opts.items() if k not in _LOCAL_ONLY}
         return LMPool([OpenAICompatibleLM(u, **remote) for u in urls])
     url = spec.removeprefix("openai:")
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme and scheme not in ("http", "https"):
+        raise ValueError(
+            f"lm {url!r}: {scheme}:// is not a server URL kind; write http://host:8000/v1 (or "
+            "https://) for an OpenAI-compatible server, or give a local folder or .gguf"
+        )
     if url.startswith(("http://", "https://")):
         from agent.lm_http import OpenAICompatibleLM
 

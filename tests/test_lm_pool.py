@@ -159,3 +159,5 @@ def test_a_pool_is_configured_as_a_list_of_urls() -> None:
     assert isinstance(pool, LMPool) and len(pool.members) == 2
     with pytest.raises(ValueError, match="lm: a pool lists OpenAI-compatible server URLs"):
         load_lm("http://a:8000/v1,bundled:smollm2")
+    with pytest.raises(ValueError, match=r"htp:// is not a server URL kind; write http://"):
+        load_lm("htp://gpu-1:8000/v1", cache_dir=None)  # a typo, not a local folder named htp:
