@@ -51,11 +51,15 @@ _NUMBER = re.compile(
 # ("不得超过", "no more than", "not exceed"): "at most 4 g" says what "not more than 4 g" says.
 _NOT_NEGATION = re.compile(
     r"不仅|不但|不过|不论|不管|不久|不少|不同|不断|无论|无理由|毫无疑问|"
+    # Words that hold a negation character but deny nothing (countless, very, future, Africa…).
+    r"无数|无线|无人机|非常|非洲|除非|未来|"
     r"不(?:得|要|应|可|能|宜|应当)?(?:超过|多于|少于|低于|高于|超出|大于|小于|晚于|早于)|"
     r"\b(?:no|not|never)\s+(?:\w+\s+){0,2}?(?:more|longer|later|higher|greater|less|fewer|earlier)"
     r"\s+than\b|\b(?:not|never)\s+(?:to\s+)?exceed\w*",
     re.IGNORECASE,
 )
+_DETERMINERS = frozenset("哪同每某这那任")
+_CLAUSE_END = re.compile(r"[，,；;。：:！？!?]")
 _ZH_NEGATION = re.compile(r"[不没未无勿非禁]|不得|禁止|严禁")
 _EN_NEGATION = re.compile(
     r"\b(?:not|no|never|none|nor|without|cannot|neither|avoid|prohibited|forbidden)\b|n't\b", re.I
@@ -117,6 +121,8 @@ def quantities(text: str) -> list[Quantity]:
     [(500.0, 'mg'), (24.0, 'hour'), (4000.0, 'mg'), (1110.0, 'time')]
     >>> [(q.value, q.unit) for q in quantities("提前三十日或两个月")]
     [(30.0, 'day'), (2.0, 'month')]
+    >>> quantities("是哪一年？同一天。")
+    []
     """
     text = unicodedata.normalize("NFKC", text)
     found: list[tuple[int, Quantity]] = []
@@ -132,9 +138,12 @@ def quantities(text: str) -> list[Quantity]:
             continue
         num = m.group("num")
         value = _value(num)
-        # A lone 一/三 or "one" without a unit is a word (一般, 三方, "no one"), not a quantity.
+        # A lone 一/三 or "one" without a unit is a word (一般, 三方, "no one"), not a quantity;
+        # nor is 一 after 哪/同/每/某/这/那 (哪一年 "which year", 同一天 "the same day").
         wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
         if value is None or (wordy and not m.group("unit")):
+            continue
+        if num == "一" and text[m.start() - 1 : m.start()] in _DETERMINERS:
             continue
         unit, factor = _UNITS.get((m.group("unit") or "").lower(), ("", 1.0))
         found.append((m.start(), Quantity(value * factor, unit)))
@@ -154,15 +163,24 @@ def negated(text: str) -> bool:
 
 
 def _scopes(text: str) -> list[set[str]]:
-    """The words each negation governs: the few words after it."""
+    """The words each negation governs: the few words after it, up to the end of its clause."""
     from retrieval.lexical import content_words
 
     text = _NOT_NEGATION.sub("", text)
     out = []
     for m in (*_ZH_NEGATION.finditer(text), *_EN_NEGATION.finditer(text)):
-        after = text[m.end() : m.end() + 10] if m.group()[0] > "\u2e80" else text[m.end() :]
+        rest = _CLAUSE_END.split(text[m.end() :], maxsplit=1)[0]
+        after = rest[:10] if m.group()[0] > "\u2e80" else rest
         out.append(set(content_words(" ".join(after.split()[:5]) if after.isascii() else after)))
     return out
+
+
+def _affirmed(text: str) -> set[str]:
+    """The words of `text`'s clauses that negate nothing."""
+    from retrieval.lexical import segment
+
+    clauses = _CLAUSE_END.split(text)
+    return set(segment(" ".join(c for c in clauses if not negated(c))))
 
 
 def negation_differs(claim: str, support: str, question: str = "") -> bool:
@@ -181,7 +199,10 @@ def negation_differs(claim: str, support: str, question: str = "") -> bool:
         return not negated(question)
     if negated(support) and not negated(claim):
         words = set(segment(claim))
-        return any(scope & words for scope in _scopes(support))
+        denied = set().union(*(scope & words for scope in _scopes(support)))
+        # A word the support also states in a clause that denies nothing is not denied: "…并不
+        # 代表其社会地位，因为也有富有且社会地位高的汉人" affirms 社会地位 too.
+        return bool(denied - _affirmed(support))
     return False
 
 
@@ -234,11 +255,16 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
     """
     if _SELF_CONTRADICTION.search(claim):
         return ClaimCheck(False, "contradicts itself")
-    # A number the question gave is the premise, but only where the passage speaks of it too:
-    # "2021年…1186万人" from a passage on 2020 moves the passage's figure to the asked year.
+    # A number the question gave is the premise, unless the passage gives another of its kind:
+    # "2021年…1186万人" from a passage on 2020 moves the passage's figure to the asked year, while
+    # "第 50 届超级碗上…" over a passage that names no edition only repeats the question.
     given = quantities(question)
     in_passage = quantities(passage or support) if given else []
-    premise = [q for q in given if any(q.matches(p) for p in in_passage)]
+    premise = [
+        q
+        for q in given
+        if any(q.matches(p) for p in in_passage) or not any(p.unit == q.unit for p in in_passage)
+    ]
     stated = [*quantities(support), *premise]
     for q in quantities(claim):
         if not any(q.matches(s) for s in stated):
