@@ -4,6 +4,7 @@ connect (never showing a password), collection names and schemas, filter express
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +165,11 @@ def connect(target: MilvusTarget) -> Any:
         ) from None
     if not target.token and target.uri.endswith(".db"):
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+    # Each failure reaches the user once, as a RetrievalError naming the store (Guarded), not
+    # also as pymilvus's own logged traceback.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     try:
-        return MilvusClient(
+        client = MilvusClient(
             uri=target.uri,
             token=target.token,
             db_name=target.db_name,
@@ -176,6 +180,33 @@ def connect(target: MilvusTarget) -> Any:
         )
     except Exception as e:  # pymilvus raises MilvusException, grpc errors or OSError here
         raise RetrievalError(_connect_error(target, e)) from None
+    return Guarded(client, target.shown)
+
+
+class Guarded:
+    """A MilvusClient whose failures (a server gone away, a request refused) are RetrievalErrors
+    naming the store, which every front-end shows as one line; programming errors pass as they
+    are."""
+
+    def __init__(self, client: Any, shown: str) -> None:
+        self._client, self._shown = client, shown
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from pymilvus.exceptions import MilvusException
+
+            try:
+                return method(*args, **kwargs)
+            except MilvusException as e:
+                reason = (str(e.message).strip().splitlines() or [type(e).__name__])[0]
+                raise RetrievalError(
+                    f"store {self._shown}: Milvus did not answer {name} ({reason}); check that "
+                    "the server is running, then try again"
+                ) from None
+
+        return call
 
 
 def _connect_error(target: MilvusTarget, e: BaseException) -> str:

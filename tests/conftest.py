@@ -428,9 +428,15 @@ def pg_database(pg_server):  # -> str
 
 
 @pytest.fixture
-def milvus_server(tmp_path):  # -> str
+def milvus_server(milvus_server_process):  # -> str
     """A `milvus-lite server` process on a free loopback port (Milvus Lite's own multi-client
-    mode); yields its `store` setting, milvus://127.0.0.1:PORT."""
+    mode): its `store` setting, milvus://127.0.0.1:PORT."""
+    return milvus_server_process[0]
+
+
+@pytest.fixture
+def milvus_server_process(tmp_path):  # -> tuple[str, subprocess.Popen]
+    """The `milvus_server` and its process, for tests that stop it."""
     import socket
     import subprocess
     import sys
@@ -456,7 +462,7 @@ def milvus_server(tmp_path):  # -> str
                     break
             assert time.monotonic() < deadline, "milvus-lite server did not start in 60 s"
             time.sleep(0.2)
-        yield f"milvus://127.0.0.1:{port}"
+        yield f"milvus://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

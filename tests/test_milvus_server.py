@@ -14,6 +14,7 @@ from cli_run import run_cli
 
 from retrieval.errors import RetrievalError
 from retrieval.kb import Library
+from retrieval.types import Document
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pymilvus")
@@ -73,3 +74,18 @@ def test_a_store_that_does_not_work_fails_at_once_with_one_line(tmp_path: Path) 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"citewise: error: store {nobody}: cannot reach Milvus")
+
+
+def test_a_milvus_server_that_goes_away_is_one_clear_error_not_a_traceback(
+    milvus_server_process: tuple[str, Any], tmp_path: Path, minilm_embedder: Any
+) -> None:
+    store, proc = milvus_server_process
+    lib = Library(tmp_path / "data", embedder_loader=lambda _: minilm_embedder, store=store)
+    lib.ingest_documents("kb", [Document("z", ZORBLAT)], progress=False)
+    assert [h.doc_id for h in lib.dense_search("kb", "lantern festival", 1)] == ["z"]
+    proc.terminate()
+    proc.wait(timeout=30)
+    for search in (lib.dense_search, lib.lexical_search):
+        with pytest.raises(RetrievalError, match=f"store {store}: Milvus did not answer search"):
+            search("kb", "lantern festival", 1)
+    assert [d.doc_id for d in lib.documents("kb")] == ["z"]  # what citewise.db holds is intact
