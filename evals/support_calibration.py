@@ -31,6 +31,7 @@ from agent.citations import Components, SupportConfig, SupportScorer, combine, s
 from evals.sets import Case, load_set
 from retrieval.embedders import load_embedder
 from retrieval.lexical import content_words, segment
+from retrieval.types import Hit
 
 KINDS = ("gold", "same_article", "random", "wrong_answer")
 DEFAULT_EVALSETS = Path(__file__).resolve().parents[2] / "shared" / "evalsets"
@@ -159,9 +160,14 @@ def report_citations(measured: Measured, default: SupportConfig) -> None:
 
 def verify_rates(scorer: SupportScorer, evalsets: Path, per_set: int, seed: int) -> None:
     """Share of each kind of pair that `verify`'s full check passes: the support score and the
-    claim checks (agent/citations.py `supports`), with the case's question."""
+    claim checks (agent/citations.py `supports`), with the case's question. The `… kept` columns
+    add what an answer also needs to keep a verified sentence (agent/grounding.py `_answering`):
+    the passage sentence it rests on is one the evidence scorer finds likely to answer."""
+    from agent.evidence import EvidenceFinder
+
+    finder = EvidenceFinder(scorer)
     print("\n## verified by the full check (support + numbers, negation, names, new words)")
-    kinds = (*KINDS, "other_answer")
+    kinds = (*KINDS, "other_answer", "gold kept", "other_answer kept")
     print("| set | " + " | ".join(kinds) + " |")
     print("|---|" + "---|" * len(kinds))
     for name in ("xquad-en", "xquad-zh"):
@@ -180,9 +186,12 @@ def verify_rates(scorer: SupportScorer, evalsets: Path, per_set: int, seed: int)
         for kind, sentence, doc, case in checked:
             score, best = scorer.support(sentence, corpus[doc])
             threshold = scorer.config.threshold
-            passed[kind].append(
-                supports(sentence, score, best, corpus[doc], case.question, threshold)
-            )
+            ok = supports(sentence, score, best, corpus[doc], case.question, threshold)
+            passed[kind].append(ok)
+            if kind in ("gold", "other_answer"):
+                ranked = finder.rank(case.question, [Hit(0, doc, name, 1.0, corpus[doc])], top=1)
+                likely = {e.sentence for e in ranked if e.score >= finder.model.threshold}
+                passed[f"{kind} kept"].append(ok and best in likely)
         rates = " | ".join(f"{np.mean(passed[k]):.2f} ({len(passed[k])})" for k in kinds)
         print(f"| {name} | {rates} |")
 
