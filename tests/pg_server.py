@@ -49,7 +49,8 @@ def postgres_server() -> Iterator[str]:
     if bin_dir is None:
         raise FileNotFoundError("PostgreSQL is not installed (no initdb found)")
     as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # root's PATH may lack /usr/sbin
+    prefix = [runuser, "-u", "postgres", "--"] if as_root else []
     root = Path(tempfile.mkdtemp(prefix="citewise-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
