@@ -310,3 +310,28 @@ def test_upload_of_unreadable_file_is_refused(api_agent):
     assert response.status_code == 422
     assert "blank.txt: empty file" in json.dumps(response.json())
     assert not (api_agent.data_dir / "uploads" / "education" / "blank.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("part", "error"),
+    [
+        ("library", "store milvus://db:19530: Milvus did not answer search (gone); check it"),
+        ("store", "PostgreSQL at postgresql://db/c did not answer (gone); nothing was saved"),
+    ],
+)
+def test_a_store_that_stops_answering_is_a_503_naming_it(api_agent, monkeypatch, part, error):
+    # The real failures are forced in tests/test_milvus_server.py and tests/test_state_pg.py;
+    # here only the mapping of their errors to HTTP is the point.
+    from agent.state import DialogueStoreError
+    from retrieval.errors import RetrievalError
+
+    def fail(*args, **kwargs):
+        raise (RetrievalError if part == "library" else DialogueStoreError)(error)
+
+    target = api_agent.library if part == "library" else api_agent.store
+    monkeypatch.setattr(target, "dense_search" if part == "library" else "append_turn", fail)
+    http = _client(api_agent)
+    question = {"model": "education", "messages": [{"role": "user", "content": OXYGEN}]}
+    answer = http.post("/v1/chat/completions", json=question)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["message"] == error

@@ -18,9 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import Agent
 from agent.limits import MessageTooLongError, check_text
-from agent.protocols import CancelToken
-from agent.state import SessionNotFoundError
+from agent.protocols import CancelToken, LMError
+from agent.state import DialogueStoreError, SessionNotFoundError
 from agent.types import Done, Event, Reply, Token
+from retrieval.errors import RetrievalError
 from ui.auth import Access
 from ui.http.documents import document_routes
 from ui.http.guard import api_guard, principal
@@ -113,6 +114,10 @@ def api_router(agent: Agent, settings: ServerSettings, access: Access | None = N
             raise HTTPException(413, str(e)) from e
         except ValueError as e:  # what the agent checks before it stores or generates anything
             raise HTTPException(400, str(e)) from e
+        except (RetrievalError, DialogueStoreError, LMError) as e:
+            # A store or model server that stopped answering (Milvus, PostgreSQL, the LM): the
+            # message names it; 503 says to try again, not that the request was wrong.
+            raise HTTPException(503, str(e)) from e
         finally:
             if not streaming:
                 turns.leave()
