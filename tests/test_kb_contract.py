@@ -71,8 +71,19 @@ def _stored(lib: Library, kb: str = "kb") -> set[int]:
     return {r[0] for r in lib.store.db.execute("SELECT id FROM chunks WHERE kb = ?", [kb])}
 
 
-def _consistent(lib: Library, kb: str = "kb") -> None:
-    """The index holds exactly the chunks the store holds, on both sides."""
+@pytest.fixture
+def consistent(check_kb: Any) -> Any:
+    """consistent(lib): the knowledge base is whole (conftest check_kb: rows, FTS, index ids,
+    generation) and searching finds exactly what the store holds, on both sides."""
+
+    def check(lib: Library, kb: str = "kb") -> None:
+        check_kb(lib, kb)
+        _searchable(lib, kb)
+
+    return check
+
+
+def _searchable(lib: Library, kb: str) -> None:
     chunks = _stored(lib, kb)
     dense = lib.dense_search(kb, "a", len(chunks) + 5)
     assert {h.chunk_id for h in dense} == chunks
@@ -81,7 +92,7 @@ def _consistent(lib: Library, kb: str = "kb") -> None:
 
 
 def test_search_finds_a_passage_by_its_text_both_ways(
-    library: Library, docs: list[Document]
+    library: Library, docs: list[Document], consistent: Any
 ) -> None:
     doc = docs[2]
     dense = library.dense_search("kb", doc.text[:300], 3)
@@ -94,7 +105,7 @@ def test_search_finds_a_passage_by_its_text_both_ways(
     top = dense[0]
     assert (top.kb, top.title, top.domain, top.source) == ("kb", doc.title, doc.domain, doc.source)
     assert doc.text[top.start : top.end] == top.text
-    _consistent(library)
+    consistent(library)
 
 
 def test_both_backends_rank_alike(
@@ -125,7 +136,9 @@ def test_filters_apply_inside_both_searches(library: Library, docs: list[Documen
         assert search("kb", query, 5, Filters(source='x" or lang != "')) == []
 
 
-def test_a_changed_document_replaces_its_chunks(library: Library, docs: list[Document]) -> None:
+def test_a_changed_document_replaces_its_chunks(
+    library: Library, docs: list[Document], consistent: Any
+) -> None:
     doc = docs[1]
     old = {i for i in _stored(library) if i in _chunks_of(library, doc.id)}
     changed = dataclasses.replace(doc, text=doc.text + " The quokka ate marmalade in Zanzibar.")
@@ -134,7 +147,7 @@ def test_a_changed_document_replaces_its_chunks(library: Library, docs: list[Doc
     assert not old & new
     hits = library.lexical_search("kb", "quokka marmalade Zanzibar", 5)
     assert [(h.doc_id, h.chunk_id in new) for h in hits] == [(doc.id, True)]
-    _consistent(library)
+    consistent(library)
 
 
 def _chunks_of(lib: Library, doc_id: str) -> set[int]:
@@ -143,7 +156,7 @@ def _chunks_of(lib: Library, doc_id: str) -> set[int]:
 
 
 def test_a_deleted_document_is_never_found_again_by_any_view(
-    library: Library, opener: Any, docs: list[Document]
+    library: Library, opener: Any, docs: list[Document], consistent: Any
 ) -> None:
     doc, query = docs[3], docs[3].text[:300]
     other = opener()  # another process's view, loaded before the delete
@@ -155,7 +168,7 @@ def test_a_deleted_document_is_never_found_again_by_any_view(
         assert doc.id not in _ids(lib.dense_search("kb", query, 50))
         assert doc.id not in _ids(lib.lexical_search("kb", query, 50))
         assert len(lib.dense_search("kb", query, 50)) == lib.info("kb").chunks
-    _consistent(reopened)
+    consistent(reopened)
 
 
 def test_a_dropped_kb_is_gone_and_one_made_again_is_not_the_old_one(
@@ -174,7 +187,9 @@ def test_a_dropped_kb_is_gone_and_one_made_again_is_not_the_old_one(
         assert _ids(lib.lexical_search("kb", "volcanoes", 5)) == ["new"]
 
 
-def test_knowledge_bases_never_see_each_other(library: Library, docs: list[Document]) -> None:
+def test_knowledge_bases_never_see_each_other(
+    library: Library, docs: list[Document], consistent: Any
+) -> None:
     library.ingest_documents(
         "other", [Document("o", "Volcanoes erupt molten rock.")], progress=False
     )
@@ -182,11 +197,15 @@ def test_knowledge_bases_never_see_each_other(library: Library, docs: list[Docum
     assert _ids(library.dense_search("other", docs[0].text, 20)) == ["o"]
     assert "o" not in _ids(library.dense_search("kb", "Volcanoes erupt molten rock.", 50))
     library.drop("other")
-    _consistent(library)
+    consistent(library)
 
 
 def test_a_failure_between_the_commit_and_the_index_is_repaired_by_the_next_open(
-    library: Library, opener: Any, docs: list[Document], english_docs: list[Document]
+    library: Library,
+    opener: Any,
+    docs: list[Document],
+    english_docs: list[Document],
+    consistent: Any,
 ) -> None:
     index = library.indexes
 
@@ -200,7 +219,7 @@ def test_a_failure_between_the_commit_and_the_index_is_repaired_by_the_next_open
     index.apply = original  # type: ignore[method-assign]
     assert library.info("kb").documents == len(docs) + 2  # the store has them
     reopened = opener()
-    _consistent(reopened)
+    consistent(reopened)
     new = english_docs[20]
     assert _ids(reopened.dense_search("kb", new.text[:300], 1)) == [new.id]
 
@@ -210,6 +229,7 @@ def test_a_failure_mid_ingest_keeps_only_whole_batches(
     english_docs: list[Document],
     minilm_embedder: Any,
     monkeypatch: pytest.MonkeyPatch,
+    consistent: Any,
 ) -> None:
     calls = {"n": 0}
     real = minilm_embedder.embed_documents
@@ -227,7 +247,7 @@ def test_a_failure_mid_ingest_keeps_only_whole_batches(
         lib.ingest_documents("kb", docs, progress=False)
     monkeypatch.undo()
     assert [d.doc_id for d in lib.documents("kb")] == sorted(d.id for d in docs[:3])
-    _consistent(lib)
+    consistent(lib)
     report = opener().ingest_documents("kb", docs, progress=False)
     assert (report.unchanged, report.added) == (3, 3)
 
@@ -248,7 +268,7 @@ def test_concurrent_searches_agree_with_sequential_ones(
 
 
 def test_searches_keep_working_while_another_thread_ingests(
-    library: Library, docs: list[Document], english_docs: list[Document]
+    library: Library, docs: list[Document], english_docs: list[Document], consistent: Any
 ) -> None:
     library.batch_docs = 2
     done = threading.Event()
@@ -278,4 +298,4 @@ def test_searches_keep_working_while_another_thread_ingests(
         t.join(timeout=300)
     assert errors == [] and found and all(found)
     assert library.info("kb").documents == len(docs) + 6
-    _consistent(library)
+    consistent(library)

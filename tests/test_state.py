@@ -29,9 +29,16 @@ from retrieval.types import Hit
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DialogueStore]:
-    location = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
-    with DialogueStore(location or tmp_path / "dialogue.db") as s:
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives: a fresh dialogue.db, or a fresh database on a real PostgreSQL."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_database"))
+    return tmp_path / "dialogue.db"
+
+
+@pytest.fixture
+def store(location: Path | str) -> Iterator[DialogueStore]:
+    with DialogueStore(location) as s:
         yield s
 
 
@@ -278,10 +285,12 @@ def test_concurrent_appends_from_8_threads_keep_sessions_apart(store: DialogueSt
         assert [len(t.evidence) for t in history] == [1 + j % 3 for j in range(per_thread)]
 
 
-def test_two_connections_appending_to_one_session_number_turns_contiguously(tmp_path: Path) -> None:
-    # Two stores on one file stand in for the UI and the CLI: separate connections, one session.
-    path = tmp_path / "dialogue.db"
-    stores = [DialogueStore(path), DialogueStore(path)]
+def test_two_connections_appending_to_one_session_number_turns_contiguously(
+    location: Path | str,
+) -> None:
+    # Two stores stand in for the UI and the CLI (or two replicas on PostgreSQL): separate
+    # connections, one session.
+    stores = [DialogueStore(location), DialogueStore(location)]
     threads = [
         threading.Thread(
             target=lambda s=s, k=k: [s.append_turn("shared", _turn(f"{k}{j}")) for j in range(15)]

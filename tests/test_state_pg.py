@@ -62,27 +62,6 @@ def test_a_failing_migration_is_rolled_back_and_stays_pending(pg_database: str) 
     assert _applied(pg_database) == [name for name, _ in MIGRATIONS]
 
 
-def test_two_stores_appending_to_one_session_number_turns_contiguously(pg_database: str) -> None:
-    # Two connections stand in for two citewise processes on two machines.
-    stores = [DialogueStore(pg_database), DialogueStore(pg_database)]
-    threads = [
-        threading.Thread(
-            target=lambda s=s, k=k: [s.append_turn("shared", _turn(f"{k}{j}")) for j in range(15)]
-        )
-        for k, s in enumerate(stores)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    history = stores[1].history("shared")
-    assert [t.idx for t in history] == list(range(30))
-    expected = sorted(f"{k}{j}" for k in "01" for j in range(15))
-    assert sorted(t.user_text for t in history) == expected
-    for s in stores:
-        s.close()
-
-
 def test_a_connection_the_server_dropped_is_opened_again(pg_database: str) -> None:
     with DialogueStore(pg_database) as store:
         session_id = store.create_session("before the restart")
