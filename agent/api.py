@@ -37,12 +37,16 @@ class Agent:
         from agent.router import load_router
         from retrieval.embedders import default_cache_dir
         from retrieval.kb import Library
-        from retrieval.paths import data_dir, store_setting
+        from retrieval.paths import data_dir, database_setting, store_setting
         from retrieval.search import FusionConfig, HybridSearcher
 
         self.config = cfg = config or AgentConfig()
         self.data_dir = data_dir(cfg.data_dir)
-        self.library = Library(self.data_dir, store=store_setting(cfg.store))
+        self.library = Library(
+            self.data_dir,
+            store=store_setting(cfg.store),
+            database_url=database_setting(cfg.database_url),
+        )
         # The verifier is usually the knowledge bases' own embedder: load it once for both.
         verifier = self.library.embedder_for(cfg.verifier)
         scorer = SupportScorer(verifier)

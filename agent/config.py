@@ -73,7 +73,9 @@ class AgentConfig:
     rerank_weight: float = 0.35
     # Conversations and feedback: "" keeps them in <data_dir>/dialogue.db; a
     # "postgresql://user@host:5432/db" URL puts them on a server several citewise processes share
-    # (agent/state_pg.py; the password may also come from PGPASSWORD or ~/.pgpass).
+    # (agent/state_pg.py; the password may also come from PGPASSWORD or ~/.pgpass); with a Milvus
+    # `store`, the knowledge bases' documents and passages too (retrieval/store_pg.py), and the
+    # accounts (ui/users.py). $CITEWISE_DATABASE_URL when empty.
     database_url: str = ""
     # Knowledge-base search: "" for FAISS + FTS5 files in the data directory ($CITEWISE_STORE
     # when set), "milvus:///path/kb.db" (Milvus Lite) or "milvus://host:19530" (a Milvus server).
@@ -101,9 +103,9 @@ class AgentConfig:
 
     def dialogue_location(self) -> Path | str:
         """Where conversations live: the database_url, else dialogue.db in the data directory."""
-        from retrieval.paths import data_dir
+        from retrieval.paths import data_dir, database_setting
 
-        return self.database_url or data_dir(self.data_dir) / "dialogue.db"
+        return database_setting(self.database_url) or data_dir(self.data_dir) / "dialogue.db"
 
     @classmethod
     def load(

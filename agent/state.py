@@ -60,7 +60,8 @@ class DialogueStore:
     def __init__(self, location: Path | str) -> None:
         self._sql: SQLBackend
         if isinstance(location, str) and "://" in location:
-            from agent.state_pg import PostgresBackend, is_database_url
+            from agent.state_pg import PostgresBackend
+            from retrieval.postgres import is_database_url
 
             if not is_database_url(location):
                 raise DialogueStoreError(

@@ -15,16 +15,14 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agent.state_sql import DialogueStoreError, Tx
-from retrieval.sqlite import utc_now
+from retrieval import postgres
+from retrieval.postgres import pg
 
 if TYPE_CHECKING:
     import psycopg
 
-CONNECT_TIMEOUT_S = 10
-_LOCK_KEY = 0x636974657769  # "citewi": the advisory lock migrations take
-
 # A released migration is never edited: a schema change is a new entry at the end.
-MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+MIGRATIONS: postgres.PgMigrations = [
     (
         "m001_dialogue",
         (
@@ -83,41 +81,21 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def is_database_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def shown_url(url: str) -> str:
-    """`url` without its password, for messages and logs."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(url)
-    except Exception as e:  # psycopg.ProgrammingError: not a connection string at all
-        raise DialogueStoreError(
-            f"database_url is not a PostgreSQL URL ({_first_line(e)}); write it as "
-            "postgresql://user:password@host:5432/database"
-        ) from None
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
-
-
 class _PgTx:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self.conn.execute(_pg(sql), params)
+        cur = self.conn.execute(pg(sql), params)
         names = [c.name for c in cur.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row = self.conn.execute(_pg(sql), params).fetchone()
+        row = self.conn.execute(pg(sql), params).fetchone()
         return None if row is None else tuple(row)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return int(self.conn.execute(_pg(sql), params).rowcount)
+        return int(self.conn.execute(pg(sql), params).rowcount)
 
 
 class PostgresBackend:
@@ -131,35 +109,16 @@ class PostgresBackend:
     )
 
     def __init__(self, url: str) -> None:
-        try:
-            import psycopg  # noqa: F401  (the optional dependency: fail here, with the fix)
-        except ImportError:
-            raise DialogueStoreError(
-                "database_url is a PostgreSQL URL but psycopg is not installed: "
-                "pip install 'citewise[postgres]'"
-            ) from None
-        self.where = shown_url(url)
+        postgres.require_psycopg(DialogueStoreError)
+        self.where = postgres.shown_url(url, DialogueStoreError)
         self._url = url
         self._lock = threading.RLock()
         self._conn = self._connect()
         with self._lock, self._errors():
-            migrate(self._conn)
+            postgres.migrate(self._conn, MIGRATIONS)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        # libpq waits forever for an unreachable host unless told otherwise; the URL's own wins.
-        url = self._url
-        if "connect_timeout" not in conninfo_to_dict(url):
-            url = make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S)
-        try:
-            return psycopg.connect(url, autocommit=True)
-        except psycopg.Error as e:
-            raise DialogueStoreError(
-                f"database_url {self.where}: cannot connect ({_first_line(e)}); check that the "
-                "server is running and reachable, and the user name, password and database name"
-            ) from None
+        return postgres.connect(self._url, DialogueStoreError)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -169,8 +128,8 @@ class PostgresBackend:
             yield
         except psycopg.OperationalError as e:
             raise DialogueStoreError(
-                f"PostgreSQL at {self.where} did not answer ({_first_line(e)}); nothing of this "
-                "request was saved: check the server and try again"
+                f"PostgreSQL at {self.where} did not answer ({postgres.first_line(e)}); nothing "
+                "of this request was saved: check the server and try again"
             ) from None
 
     def _ready(self) -> psycopg.Connection[Any]:
@@ -210,35 +169,3 @@ class PostgresBackend:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def migrate(
-    conn: psycopg.Connection[Any],
-    migrations: Sequence[tuple[str, Sequence[str]]] = MIGRATIONS,
-) -> list[str]:
-    """Apply the migrations not yet recorded, in one transaction; the names applied now."""
-    applied = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations "
-            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-        for name, statements in migrations:
-            if name in done:
-                continue
-            for sql in statements:
-                conn.execute(sql)
-            conn.execute("INSERT INTO _migrations VALUES (%s, %s)", [name, utc_now()])
-            applied.append(name)
-    return applied
-
-
-def _pg(sql: str) -> str:
-    # agent/state.py writes `?` placeholders (sqlite3's) and no literal `?` or `%`.
-    return sql.replace("?", "%s")
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]

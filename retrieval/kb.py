@@ -1,7 +1,9 @@
 """Knowledge bases: ingest, update, delete and search documents in one data directory.
 
-SQLite (retrieval/store.py) holds every row, vector and the lexical index; retrieval/kbindex.py
-keeps each knowledge base's FAISS file in step with it and recovers it after a crash. Ingesting
+A relational store holds every row and vector: citewise.db in the data directory
+(retrieval/store.py, with the FTS5 lexical index), or PostgreSQL (retrieval/store_pg.py); the
+search index follows it: FAISS files (retrieval/kbindex.py, recovered after a crash) or Milvus
+(retrieval/milvus_index.py). Ingesting
 commits documents in batches, so an interrupted ingest keeps what it committed and a rerun skips it.
 """
 
@@ -27,6 +29,7 @@ from retrieval.ingest import (
 )
 from retrieval.kbindex import KBIndexes
 from retrieval.loaders import DEFAULT_MAX_BYTES
+from retrieval.postgres import is_database_url
 from retrieval.protocols import Embedder, Indexes
 from retrieval.store import DocInfo, KBInfo, KBState, Store, utc_now
 from retrieval.types import DOMAINS, Document, Filters, Hit
@@ -50,14 +53,20 @@ class Library:
         batch_docs: int = 32,
         save_every_s: float = 10.0,
         store: str = "",
+        database_url: str = "",
     ) -> None:
         """`batch_docs` documents commit together. During a long ingest the FAISS file is written
         at most every `save_every_s` seconds, and at the end: a crash in between costs a rebuild
         from the stored vectors, while writing the whole index after every batch costs O(n²).
 
         `store`: "" searches FAISS files + SQLite FTS5 in the data directory; a `milvus://` URL
-        searches Milvus instead (retrieval/milvus_index.py). Both are built from what SQLite
-        stores, so switching rebuilds the index and loses nothing."""
+        searches Milvus instead (retrieval/milvus_index.py). Both are built from what the
+        relational store holds, so switching rebuilds the index and loses nothing.
+
+        `database_url`: with a Milvus `store`, a PostgreSQL URL keeps the knowledge bases'
+        documents, passages and vectors on that server (retrieval/store_pg.py), so citewise
+        processes on several machines share them; otherwise they stay in the data directory's
+        citewise.db (FAISS and FTS5 files are one machine's, so their rows are too)."""
         if batch_docs < 1 or save_every_s < 0:
             raise ValueError("batch_docs must be >= 1 and save_every_s >= 0")
         if store:
@@ -65,7 +74,13 @@ class Library:
 
             parse_store(store)  # a wrong setting fails before anything is created
         self.data_dir = Path(data_dir)
-        self.store = Store(self.data_dir)
+        self.store: Store
+        if store and is_database_url(database_url):
+            from retrieval.store_pg import PgStore
+
+            self.store = PgStore(database_url)
+        else:
+            self.store = Store(self.data_dir)
         self.batch_docs = batch_docs
         self._embedder_loader = embedder_loader
         self._embedders: dict[str, Embedder] = {}

@@ -33,7 +33,6 @@ from retrieval.errors import KnowledgeBaseNotFoundError, ManifestMismatchError
 from retrieval.protocols import Embedder
 from retrieval.store import KBInfo, KBState, Store
 from retrieval.types import Filters, Hit
-from retrieval.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class KBIndexes:
         self._loaded: dict[str, Loaded] = {}
         self._last_save: dict[str, float] = {}
         self._search_lock = threading.Lock()  # indexes change in place; FAISS is not thread-safe
-        self._writer = WriteLock(self.index_dir / ".lock")
+        self._writer = store.write_lock(self.index_dir)
 
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive right to change any knowledge base in this data directory (re-entrant)."""

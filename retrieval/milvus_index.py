@@ -43,7 +43,6 @@ from retrieval.milvus_client import (
 )
 from retrieval.store import KBInfo, KBState, Store
 from retrieval.types import Filters, Hit
-from retrieval.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class MilvusIndexes:
         self.target = parse_store(location)
         self.where = self.target.shown
         lock_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = WriteLock(lock_dir / ".lock")
+        self._writer = store.write_lock(lock_dir)
         self._loaded: dict[str, MilvusSlot] = {}
         self._flushed: dict[str, float] = {}
         self._client = connect(self.target)

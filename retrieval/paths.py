@@ -22,3 +22,9 @@ def store_setting(explicit: str | None = None) -> str:
     """Where knowledge bases are searched: `explicit`, else $CITEWISE_STORE, else "" (the FAISS
     files in the data directory); a `milvus://` URL searches Milvus (retrieval/milvus_index.py)."""
     return explicit or os.environ.get("CITEWISE_STORE", "")
+
+
+def database_setting(explicit: str | None = None) -> str:
+    """Where conversations (and, with a Milvus store, knowledge bases) live: `explicit`, else
+    $CITEWISE_DATABASE_URL, else "" (SQLite files in the data directory)."""
+    return explicit or os.environ.get("CITEWISE_DATABASE_URL", "")

@@ -24,6 +24,7 @@ from retrieval.schema import MIGRATIONS, DocInfo, KBInfo, KBState, create_fts, f
 from retrieval.sections import passage_text
 from retrieval.sqlite import connect, immediate, migrate, utc_now
 from retrieval.types import Filters, Hit, Span
+from retrieval.write_lock import WriteLock
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -87,6 +88,7 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
+        self.where = str(self.path)
         self._local = threading.local()
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
@@ -120,6 +122,10 @@ class Store:
         """A transaction that takes SQLite's write lock up front and commits or rolls back whole."""
         with immediate(self.db) as db:
             yield db
+
+    def write_lock(self, lock_dir: Path) -> WriteLock:
+        """What every writer of these knowledge bases takes: a file lock in the data directory."""
+        return WriteLock(lock_dir / ".lock")
 
     # --- knowledge bases -------------------------------------------------------------------
 

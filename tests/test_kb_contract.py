@@ -1,5 +1,6 @@
-"""What every search backend must do alike: FAISS + FTS5 files (the default) and Milvus (Milvus
-Lite, embedded), with the real MiniLM embedder and real SQLite. Search results, replaces and
+"""What every search backend must do alike: FAISS + FTS5 files (the default), Milvus (Milvus
+Lite, embedded) over citewise.db, and Milvus with the rows on a real PostgreSQL server, with the
+real MiniLM embedder. Search results, replaces and
 deletes seen by other views, drops, a failure midway, isolation between knowledge bases, threads.
 
 Files-only behaviour (manifests, checksums, FTS tables) stays in tests/test_kb.py.
@@ -25,23 +26,37 @@ from retrieval.types import Document, Filters
 pytestmark = pytest.mark.slow  # embeds with MiniLM
 
 
-@pytest.fixture(params=["files", "milvus"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The `store` setting of each backend (Milvus Lite in a file of this test's own)."""
+@pytest.fixture(params=["files", "milvus", "milvus+postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """The `store` and `database_url` settings of each backend (Milvus Lite in a file of this
+    test's own; a fresh PostgreSQL database)."""
+    if request.param == "files":
+        return "", ""
+    pytest.importorskip("pymilvus")
+    milvus = f"milvus://{tmp_path / 'milvus' / 'kb.db'}"
     if request.param == "milvus":
-        pytest.importorskip("pymilvus")
-        return f"milvus://{tmp_path / 'milvus' / 'kb.db'}"
-    return ""
+        return milvus, ""
+    return milvus, request.getfixturevalue("pg_database")
 
 
 @pytest.fixture
-def opener(tmp_path: Path, store: str, minilm_embedder: Any) -> Iterator[Any]:
+def store(backend: tuple[str, str]) -> str:
+    return backend[0]
+
+
+@pytest.fixture
+def opener(tmp_path: Path, backend: tuple[str, str], minilm_embedder: Any) -> Iterator[Any]:
     """open(batch_docs=...) -> a Library over one data directory and the backend's index."""
     opened: list[Library] = []
+    store, database_url = backend
 
     def open_library(**kwargs: Any) -> Library:
         lib = Library(
-            tmp_path / "data", embedder_loader=lambda _: minilm_embedder, store=store, **kwargs
+            tmp_path / "data",
+            embedder_loader=lambda _: minilm_embedder,
+            store=store,
+            database_url=database_url,
+            **kwargs,
         )
         opened.append(lib)
         return lib

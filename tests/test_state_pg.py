@@ -14,7 +14,8 @@ from cli_run import run_cli
 
 from agent.config import AgentConfig
 from agent.state import DialogueStore, DialogueStoreError, EvidenceRecord, TurnRecord
-from agent.state_pg import MIGRATIONS, migrate
+from agent.state_pg import MIGRATIONS
+from retrieval.postgres import migrate
 
 
 def _turn(text: str) -> TurnRecord:

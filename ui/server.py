@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from agent import Agent
 from agent.config import AgentConfig
+from retrieval.paths import database_setting
 from ui.settings import ServerSettings
 from ui.users import UserStore
 
@@ -29,7 +30,7 @@ def create_app(agent: Agent, settings: ServerSettings, users: UserStore | None =
     from ui.web.chat import build_chat
 
     if settings.accounts and users is None:
-        users = UserStore.for_data_dir(agent.data_dir)
+        users = UserStore.for_data_dir(agent.data_dir, database_setting(agent.config.database_url))
     access = Access(settings, users)
 
     app = FastAPI(

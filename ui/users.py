@@ -1,4 +1,5 @@
-"""User accounts, API tokens and who may read which knowledge base: `<data_dir>/users.db`.
+"""User accounts, API tokens and who may read which knowledge base: `<data_dir>/users.db`, or the
+`database_url` PostgreSQL server that several citewise machines share.
 
 Managed from the command line (`citewise users ...`, ui/cli/users.py). Passwords are hashed with
 argon2id (argon2-cffi), never stored or logged in clear. API tokens are random 256-bit strings
@@ -18,43 +19,17 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.sqlite import enable_wal, utc_now
+from retrieval.postgres import is_database_url
+from retrieval.sqlite import utc_now
+from ui.users_db import AccountsDb, UserError
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "cw_"
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS users (
-        name TEXT PRIMARY KEY,
-        password_hash TEXT NOT NULL,
-        admin INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS tokens (
-        id TEXT PRIMARY KEY,
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        sha256 TEXT NOT NULL UNIQUE,
-        label TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS kb_readers (
-        kb TEXT NOT NULL,
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        PRIMARY KEY (kb, user)
-    )""",
-)
-
-
-class UserError(ValueError):
-    """A user-management request that cannot be done as asked."""
 
 
 @dataclass(frozen=True)
@@ -101,56 +76,26 @@ def _sha256(token: str) -> str:
 
 
 class UserStore:
-    """Accounts in one SQLite file; safe to share across threads (one connection, one lock)."""
+    """Accounts in one SQLite file, or on the PostgreSQL server of `database_url` (shared by
+    every citewise machine); safe to share across threads (ui/users_db.py)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = None
+    def __init__(self, location: Path | str) -> None:
+        self._db = AccountsDb(location)
+        self._conn = self._db.transaction
         self._dummy_hash: str | None = None
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path) -> UserStore:
-        return cls(Path(data_dir) / "users.db")
+    def for_data_dir(cls, data_dir: Path, database_url: str = "") -> UserStore:
+        """The accounts of a data directory's users.db, or of `database_url` when it is set."""
+        return cls(database_url) if is_database_url(database_url) else cls(data_dir / "users.db")
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @contextmanager
-    def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._db is None:
-                if not write and not self.path.exists():
-                    # Reading a data directory without accounts creates nothing in it.
-                    conn = sqlite3.connect(":memory:", check_same_thread=False)
-                else:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-                    enable_wal(conn, 10)
-                conn.execute("PRAGMA foreign_keys=ON")
-                for sql in _SCHEMA:
-                    conn.execute(sql)
-                conn.commit()
-                if not write and not self.path.exists():
-                    try:
-                        yield conn
-                    finally:
-                        conn.close()
-                    return
-                self._db = conn
-            if write:
-                with self._db:  # one transaction, committed or rolled back
-                    yield self._db
-            else:
-                yield self._db
+        self._db.close()
 
     # --- accounts -----------------------------------------------------------------------------
 
     def has_users(self) -> bool:
-        if not self.path.exists():
+        if not self._db.exists():
             return False
         with self._conn() as db:
             return db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
@@ -159,7 +104,7 @@ class UserStore:
         with self._conn() as db:
             rows = db.execute(
                 "SELECT u.name, u.admin, u.created_at, COUNT(t.id) FROM users u "
-                "LEFT JOIN tokens t ON t.user = u.name GROUP BY u.name ORDER BY u.name"
+                'LEFT JOIN tokens t ON t."user" = u.name GROUP BY u.name ORDER BY u.name'
             ).fetchall()
         return [UserInfo(name, bool(admin), created, n) for name, admin, created, n in rows]
 
@@ -237,7 +182,7 @@ class UserStore:
             if not db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone():
                 raise UserError(f"no user {name!r} (add one with `citewise users add`)")
             db.execute(
-                "INSERT INTO tokens (id, user, sha256, label, created_at) VALUES (?, ?, ?, ?, ?)",
+                'INSERT INTO tokens (id, "user", sha256, label, created_at) VALUES (?, ?, ?, ?, ?)',
                 [token_id, name, _sha256(token), label, utc_now()],
             )
         return token_id, token
@@ -249,8 +194,9 @@ class UserStore:
     def tokens(self, name: str | None = None) -> list[TokenInfo]:
         with self._conn() as db:
             rows = db.execute(
-                "SELECT id, user, label, created_at FROM tokens "
-                "WHERE ? IS NULL OR user = ? ORDER BY created_at",
+                'SELECT id, "user", label, created_at FROM tokens '
+                # A typed NULL test: PostgreSQL cannot guess the type of a bare parameter.
+                'WHERE CAST(? AS TEXT) IS NULL OR "user" = ? ORDER BY created_at',
                 [name, name],
             ).fetchall()
         return [TokenInfo(*row) for row in rows]
@@ -260,7 +206,7 @@ class UserStore:
             return None
         with self._conn() as db:
             row = db.execute(
-                "SELECT u.name, u.admin FROM tokens t JOIN users u ON u.name = t.user "
+                'SELECT u.name, u.admin FROM tokens t JOIN users u ON u.name = t."user" '
                 "WHERE t.sha256 = ?",
                 [_sha256(token)],
             ).fetchone()
@@ -278,14 +224,14 @@ class UserStore:
                 raise UserError(f"no user(s) {', '.join(map(repr, unknown))}")
             db.execute("DELETE FROM kb_readers WHERE kb = ?", [kb])
             db.executemany(
-                "INSERT INTO kb_readers (kb, user) VALUES (?, ?)", [(kb, n) for n in names]
+                'INSERT INTO kb_readers (kb, "user") VALUES (?, ?)', [(kb, n) for n in names]
             )
 
     def readers(self) -> dict[str, set[str]]:
         """Knowledge bases with a reader list, and their readers."""
         out: dict[str, set[str]] = {}
         with self._conn() as db:
-            for kb, user in db.execute("SELECT kb, user FROM kb_readers"):
+            for kb, user in db.execute('SELECT kb, "user" FROM kb_readers'):
                 out.setdefault(kb, set()).add(user)
         return out
 

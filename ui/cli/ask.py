@@ -52,7 +52,12 @@ def _config(args: argparse.Namespace) -> Any:
     from agent.config import AgentConfig
 
     return AgentConfig.load(
-        args.config, data_dir=args.data_dir, lm=args.lm, kbs=args.kb, store=args.store
+        args.config,
+        data_dir=args.data_dir,
+        lm=args.lm,
+        kbs=args.kb,
+        store=args.store,
+        database_url=args.database_url,
     )
 
 

@@ -62,10 +62,14 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from evals.retrieval import build_eval_kb, evidence_reranker, run_retrieval
     from evals.sets import load_set
     from retrieval.kb import Library
-    from retrieval.paths import data_dir, store_setting
+    from retrieval.paths import data_dir, database_setting, store_setting
     from retrieval.search import HybridSearcher
 
-    library = Library(data_dir(args.data_dir), store=store_setting(args.store))
+    library = Library(
+        data_dir(args.data_dir),
+        store=store_setting(args.store),
+        database_url=database_setting(args.database_url),
+    )
     searcher = HybridSearcher(library)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     reranker = None
@@ -99,7 +103,9 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from agent.config import AgentConfig
     from evals.run import default_run_dir, run_eval
 
-    config = AgentConfig.load(args.config, data_dir=args.data_dir, store=args.store)
+    config = AgentConfig.load(
+        args.config, data_dir=args.data_dir, store=args.store, database_url=args.database_url
+    )
     out = Path(args.out) if args.out else default_run_dir(args.set, config, args.limit)
     summary = run_eval(args.set, config, out, limit=args.limit, progress=not args.quiet)
     print(f"{out}: {summary['n']} cases")

@@ -69,9 +69,13 @@ def register(sub: Any) -> None:
 
 def _library(args: argparse.Namespace) -> Any:
     from retrieval.kb import Library
-    from retrieval.paths import data_dir, store_setting
+    from retrieval.paths import data_dir, database_setting, store_setting
 
-    return Library(data_dir(args.data_dir), store=store_setting(args.store))
+    return Library(
+        data_dir(args.data_dir),
+        store=store_setting(args.store),
+        database_url=database_setting(args.database_url),
+    )
 
 
 def _print_report(kb: str, report: Any) -> None:
@@ -215,7 +219,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nOpen http://127.0.0.1:{args.port} in a browser; Ctrl+C stops the server.")
         serve(
             ServerSettings(port=args.port),
-            AgentConfig.load(data_dir=args.data_dir, store=args.store),
+            AgentConfig.load(
+                data_dir=args.data_dir, store=args.store, database_url=args.database_url
+            ),
         )
         return 0
     searcher = HybridSearcher(library)

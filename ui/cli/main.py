@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where knowledge bases are searched: milvus:///path/kb.db (Milvus Lite) or "
         "milvus://host:19530 (default: $CITEWISE_STORE, else FAISS files in the data directory)",
     )
+    parser.add_argument(
+        "--database-url",
+        help="postgresql://user@host:5432/db: conversations, accounts and (with a Milvus --store) "
+        "knowledge bases on that server (default: $CITEWISE_DATABASE_URL, else SQLite files)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     kb.register(sub)
     ask.register(sub)

@@ -88,12 +88,20 @@ def settings_from_args(args: argparse.Namespace, accounts: bool = False) -> Serv
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from agent.config import AgentConfig
-    from retrieval.paths import data_dir
+    from retrieval.paths import data_dir, database_setting
     from ui.server import serve
     from ui.users import UserStore
 
-    config = AgentConfig.load(args.config, data_dir=args.data_dir, lm=args.lm, store=args.store)
-    accounts = UserStore.for_data_dir(data_dir(config.data_dir)).has_users()
+    config = AgentConfig.load(
+        args.config,
+        data_dir=args.data_dir,
+        lm=args.lm,
+        store=args.store,
+        database_url=args.database_url,
+    )
+    accounts = UserStore.for_data_dir(
+        data_dir(config.data_dir), database_setting(config.database_url)
+    ).has_users()
     settings = settings_from_args(args, accounts)
     serve(settings, config)
     return 0

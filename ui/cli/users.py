@@ -59,10 +59,10 @@ def register(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from retrieval.paths import data_dir
+    from retrieval.paths import data_dir, database_setting
     from ui.users import UserStore
 
-    return UserStore.for_data_dir(data_dir(args.data_dir))
+    return UserStore.for_data_dir(data_dir(args.data_dir), database_setting(args.database_url))
 
 
 def read_password(file: str | None) -> str:
