@@ -189,7 +189,7 @@ class PgStore(Store):
         db.execute(
             "INSERT INTO documents (kb, doc_id, title, domain, lang, grp, source, content_hash, "
             "n_chunks, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [kb, doc.doc_id, _text(doc.title), doc.domain, doc.lang, doc.group, doc.source,
+            [kb, doc.doc_id, pg_text(doc.title), doc.domain, doc.lang, doc.group, doc.source,
              doc.content_hash, len(spans), doc.added_at],
         )  # fmt: skip
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -198,8 +198,8 @@ class PgStore(Store):
             row = db.execute(
                 'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [kb, doc.doc_id, i, _text(span.text), span.start, span.end, vectors[i].tobytes(),
-                 _text(span.heading)],
+                [kb, doc.doc_id, i, pg_text(span.text), span.start, span.end, vectors[i].tobytes(),
+                 pg_text(span.heading)],
             ).fetchone()  # fmt: skip
             ids.append(int(row[0]))
         return ids
@@ -226,6 +226,6 @@ class PgStore(Store):
         self._local = threading.local()
 
 
-def _text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; the replacement keeps every offset where it was.
-    return value.replace("\x00", "\ufffd")
+def pg_text(value: object) -> object:
+    """`value` as PostgreSQL text can hold it: no NUL; the replacement keeps every offset."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value

@@ -1,6 +1,8 @@
-"""Two `citewise ui` processes on different ports sharing one PostgreSQL (conversations), one Milvus
-(knowledge-base search, a `milvus-lite server`) and one data directory (documents and vectors):
-what one of them stores, the other sees at once. Real SmolLM2."""
+"""Two `citewise ui` processes on different ports, each with a data directory of its own (two
+machines), sharing one PostgreSQL (conversations, documents, passages and vectors) and one Milvus
+(knowledge-base search, a `milvus-lite server`): what one of them stores, the other sees at once.
+The knowledge base gets there by `citewise migrate`, as a team moving an embedded install would.
+Real SmolLM2."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import httpx
 import openai
 import pytest
-from cli_run import serving_ui
+from cli_run import run_cli, serving_ui
 
 from agent.state import DialogueStore
 
@@ -27,8 +29,13 @@ FESTIVAL = [{"role": "user", "content": "When is the Zorblat lantern festival he
 def test_a_conversation_and_documents_move_between_two_servers(
     education_data_dir, pg_database, milvus_server, tmp_path
 ):
-    data = tmp_path / "data"
+    data = tmp_path / "a"
     shutil.copytree(education_data_dir, data)
+    moved = run_cli("--data-dir", str(data), "migrate", "--to-database", pg_database,
+                    "--to-store", milvus_server)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    other = tmp_path / "b"  # the second machine: the same router, no knowledge-base files
+    shutil.copytree(data, other, ignore=shutil.ignore_patterns("citewise.db*", "indexes"))
     config = tmp_path / "agent.json"
     settings = {
         "device": "cpu",
@@ -37,10 +44,10 @@ def test_a_conversation_and_documents_move_between_two_servers(
         "store": milvus_server,
     }
     config.write_text(json.dumps(settings), encoding="utf-8")
-    argv = ["--data-dir", str(data), "ui", "--api-token", "tok", "--config", str(config)]
+    argv = ["ui", "--api-token", "tok", "--config", str(config)]
     with (
-        serving_ui(argv, tmp_path / "a.log") as a,
-        serving_ui(argv, tmp_path / "b.log") as b,
+        serving_ui(["--data-dir", str(data), *argv], tmp_path / "a.log") as a,
+        serving_ui(["--data-dir", str(other), *argv], tmp_path / "b.log") as b,
     ):
         first, second = (
             openai.OpenAI(base_url=f"{url}/v1", api_key="tok", max_retries=0, timeout=600)
@@ -71,3 +78,4 @@ def test_a_conversation_and_documents_move_between_two_servers(
         reply = second.chat.completions.create(model="education", messages=FESTIVAL)
         seen = reply.model_extra["citations"] + reply.model_extra["sources"]
         assert "zorblat.txt" not in {c["doc_id"] for c in seen}
+    assert not (other / "citewise.db").exists()

@@ -30,6 +30,7 @@ from ui.users_db import AccountsDb, UserError
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "cw_"
+_TABLES = ("users", "tokens", "kb_readers")
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,20 @@ class UserStore:
                 [_sha256(token)],
             ).fetchone()
         return Principal(row[0], bool(row[1])) if row else None
+
+    def copy_from(self, source: UserStore) -> int:
+        """Copy every account, token hash and reader list of `source` here (`citewise migrate`),
+        in one transaction; the number of users. UserError if this store has accounts already."""
+        with source._conn() as db:
+            rows = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in _TABLES}
+        with self._conn(write=True) as db:
+            if db.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                raise UserError("the target already holds accounts; nothing was copied")
+            for table in _TABLES:  # users first: the others refer to them
+                if rows[table]:
+                    marks = ", ".join("?" * len(rows[table][0]))
+                    db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
+        return len(rows["users"])
 
     # --- who reads which knowledge base ---------------------------------------------------------
 
