@@ -1,6 +1,7 @@
 """Search latency and ingest speed of the two knowledge-base backends, at 10k and 100k passages, in
 one run: the embedded FAISS + SQLite FTS5 files (the baseline) and Milvus (`store = "milvus://..."`;
-Milvus Lite embedded in this process unless `--milvus` names a server).
+Milvus Lite embedded in this process unless `--milvus` names a server), and with `--postgres`
+Milvus over rows on PostgreSQL (`database_url`, a fresh database on that server per run).
 
 Passages are pairs of sentences of the shipped demo corpus (English and Chinese) with a counter
 word, so each is distinct. Vectors come from a hashing stand-in for the embedder (384-d unit
@@ -10,6 +11,7 @@ backend's index), passages per second of the whole call. Search is dense and lex
 as HybridSearcher asks each side, one query at a time; p50 / p95 wall ms over `--queries`.
 
     python -m benchmarks.bench_backends [--sizes 10000,100000] [--queries 200] [--milvus URL]
+        [--postgres postgresql://user@host:5432/postgres]
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import statistics
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +70,33 @@ def passages(n: int) -> list[str]:
     return [f"{sentences[i % m]} {sentences[(i * 7 + 3) % m]} item{i}" for i in range(n)]
 
 
-def measure(store: str, texts: list[str], queries: list[str]) -> dict[str, float]:
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on `server` ("" for none), dropped afterwards."""
+    if not server:
+        yield ""
+        return
+    import psycopg
+
+    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def measure(
+    store: str, texts: list[str], queries: list[str], postgres: str = ""
+) -> dict[str, float]:
     embedder = HashEmbedder()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(postgres) as url:
         if store == "milvus-lite":
             store = f"milvus://{Path(tmp) / 'milvus' / 'kb.db'}"
-        lib = Library(Path(tmp) / "data", embedder_loader=lambda _: embedder, store=store)
+        lib = Library(Path(tmp) / "data", embedder_loader=lambda _: embedder, store=store,
+                      database_url=url)  # fmt: skip
         lib.create("bench", embedder="bench:hash", lang="multi", chunk_tokens=512)
         docs = [Document(f"d{i}", t) for i, t in enumerate(texts)]
         start = time.perf_counter()
@@ -99,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10000,100000", help="passages per run")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--milvus", default="milvus-lite", help="a milvus:// server to measure")
+    parser.add_argument("--postgres", default="", help="also Milvus over rows on this server")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"CPU: {cpu_summary()}; load average {os.getloadavg()[0]:.1f}")
@@ -108,8 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         texts = passages(n)
         rng = np.random.default_rng(0)
         queries = [" ".join(texts[i].split()[:8]) for i in rng.integers(0, n, args.queries)]
-        for label, store in (("FAISS + FTS5 (embedded)", ""), ("Milvus", args.milvus)):
-            f = measure(store, texts, queries)
+        runs = [("FAISS + FTS5 (embedded)", "", ""), ("Milvus", args.milvus, "")]
+        if args.postgres:
+            runs.append(("Milvus + PostgreSQL", args.milvus, args.postgres))
+        for label, store, postgres in runs:
+            f = measure(store, texts, queries, postgres)
             print(
                 f"| {label} | {f['passages']:,.0f} | {f['ingest_per_s']:,.0f} | "
                 f"{f['dense_p50']:.1f} / {f['dense_p95']:.1f} | "

@@ -312,10 +312,11 @@ class Library:
         self, kb: str, query: str, k: int, filters: Filters | None = None
     ) -> builtins.list[Hit]:
         """Top `k` chunks by cosine similarity; filters are applied inside the index."""
-        slot = self.indexes.current(kb, self._state(kb))
+        state = self._state(kb)  # one row read per search: the kb's counts are not needed
+        slot = self.indexes.current(kb, state)
         if slot is None or k < 1 or not query.strip():
             return []
-        q = self.embedder(kb).embed_query(query)
+        q = self.embedder_for(state.embedder).embed_query(query)
         return self.indexes.dense(kb, slot, q, k, filters or Filters())
 
     def lexical_search(

@@ -60,6 +60,7 @@ class MilvusSlot:
     collection: str
     created_at: str
     generation: int
+    dim: int
 
     def matches(self, state: KBState | KBInfo) -> bool:
         return (self.created_at, self.generation) == (state.created_at, state.generation)
@@ -101,7 +102,7 @@ class MilvusIndexes:
         held = self._held(name)
         if held == (info.created_at, info.generation) and self._client.has_collection(name):
             self._client.load_collection(name)
-            slot = MilvusSlot(name, info.created_at, info.generation)
+            slot = MilvusSlot(name, info.created_at, info.generation, info.dim)
             self._loaded[kb] = slot
             return slot
         if held is None:
@@ -133,7 +134,7 @@ class MilvusIndexes:
         self._client.flush(name)
         self._set_held(name, info)
         self._client.load_collection(name)
-        self._loaded[info.name] = MilvusSlot(name, info.created_at, info.generation)
+        self._loaded[info.name] = MilvusSlot(name, info.created_at, info.generation, info.dim)
         return self._loaded[info.name]
 
     def apply(
@@ -194,10 +195,9 @@ class MilvusIndexes:
     def dense(
         self, kb: str, slot: MilvusSlot, query: np.ndarray, k: int, filters: Filters
     ) -> list[Hit]:
-        info = self.store.kb(kb)
-        if info is not None and len(query) != info.dim:
+        if len(query) != slot.dim:  # the slot's generation is the store's: so is its dim
             raise ManifestMismatchError(
-                f"knowledge base {kb!r} stores {info.dim}-dimensional vectors but its embedder "
+                f"knowledge base {kb!r} stores {slot.dim}-dimensional vectors but its embedder "
                 f"now makes {len(query)}-dimensional ones (the model changed); run "
                 f"`citewise kb reindex {kb}` to embed its passages again"
             )

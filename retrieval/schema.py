@@ -114,6 +114,7 @@ class KBState:
     created_at: str  # tells apart a knowledge base dropped and created again under its name
     generation: int  # bumped by every committed change
     lexical: str  # lexical.VERSION of its FTS table
+    embedder: str = ""  # what a search embeds the query with, read in the same row
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ class Store:
     def state(self, name: str) -> KBState | None:
         """What says whether cached indexes of a knowledge base are current, in one row read."""
         row = self.db.execute(
-            "SELECT created_at, generation, lexical FROM kbs WHERE name = ?", [name]
+            "SELECT created_at, generation, lexical, embedder FROM kbs WHERE name = ?", [name]
         ).fetchone()
         return KBState(*row) if row else None
 
