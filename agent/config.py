@@ -59,6 +59,9 @@ class AgentConfig:
     # (comma-separated, or a list in a file): a pool, agent/lm_pool.py.
     lm: str = "bundled:smollm2"
     lm_model: str = ""  # model name sent to an OpenAI-compatible server
+    # How a local GGUF runs: "auto" (llama.cpp when llama-cpp-python is installed and the
+    # device is a CPU, else transformers), "llama.cpp" or "transformers" (agent/lm.py).
+    lm_backend: str = "auto"
     cache_dir: str | None = None  # converted local models; default: the per-user cache dir
     device: str | None = None  # "cuda" | "cpu"; default: CUDA when available
     verifier: str = "bundled:e5"  # embedder for citation support and the evidence gate
@@ -91,6 +94,10 @@ class AgentConfig:
                 f"database_url must be a postgresql:// URL, not {self.database_url.split(':')[0]!r}"
                 "...: write postgresql://user:password@host:5432/database, or leave it empty for "
                 "dialogue.db in the data directory"
+            )
+        if self.lm_backend not in ("auto", "llama.cpp", "transformers"):
+            raise ValueError(
+                f"lm_backend must be 'auto', 'llama.cpp' or 'transformers', not {self.lm_backend!r}"
             )
         if self.max_message_chars < 1:
             raise ValueError("max_message_chars must be at least 1")

@@ -6,7 +6,8 @@ from typing import Any
 
 from agent.protocols import LM
 
-_LOCAL_ONLY = ("cache_dir", "device", "dtype", "lookup", "fast_cpu", "batch_size")
+_LOCAL_ONLY = ("cache_dir", "device", "dtype", "lookup", "fast_cpu", "batch_size", "backend")
+BACKENDS = ("auto", "llama.cpp", "transformers")
 
 
 def load_lm(spec: str, **opts: Any) -> LM:
@@ -14,7 +15,10 @@ def load_lm(spec: str, **opts: Any) -> LM:
 
     "http://host:8000/v1", "https://..." or "openai:http://..." -> OpenAICompatibleLM (options
     model, api_key, timeout, max_workers); a folder, a .gguf or "bundled:smollm2" -> LocalLM
-    (options cache_dir, device, dtype, lookup, fast_cpu, batch_size).
+    (options cache_dir, device, dtype, lookup, fast_cpu, batch_size), or, for a GGUF on CPU with
+    llama-cpp-python installed, GGUFLM (agent/lm_gguf.py). `backend` = "auto" (that rule),
+    "llama.cpp" (a GGUF through llama.cpp, or an error saying how to install it) or
+    "transformers" (always LocalLM).
 
     Several server URLs separated by commas (a TOML list in a config file) -> LMPool over them,
     each with the same options (agent/lm_pool.py: least busy first, failed ones skipped).
@@ -58,6 +62,35 @@ def load_lm(spec: str, **opts: Any) -> LM:
             "model= names the model on an OpenAI-compatible server; for a local model pass its "
             "folder or .gguf file as the spec"
         )
+    backend = opts.pop("backend", "auto") or "auto"
+    if backend not in BACKENDS:
+        raise ValueError(f"lm_backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend != "transformers" and opts.get("device") != "cuda":
+        gguf = _llama_cpp_model(spec, opts.get("cache_dir"), required=backend == "llama.cpp")
+        if gguf is not None:
+            from agent.lm_gguf import GGUFLM
+
+            return GGUFLM(gguf, name=spec)
     from agent.lm_local import LocalLM
 
     return LocalLM(spec, **opts)
+
+
+def _llama_cpp_model(spec: str, cache_dir: Any, *, required: bool) -> Any:
+    """The GGUF file llama.cpp should run for `spec`, or None for transformers."""
+    from agent.lm_gguf import llama_cpp_installed
+    from retrieval.embedders import default_cache_dir
+    from retrieval.models import gguf_file
+
+    installed = llama_cpp_installed()
+    if required and not installed:
+        raise ValueError(
+            "lm_backend = 'llama.cpp' but llama-cpp-python is not installed: run `make llama` "
+            "(it builds llama.cpp for this CPU, about 12 minutes on 2 cores)"
+        )
+    if not installed:
+        return None
+    gguf = gguf_file(spec, cache_dir or default_cache_dir() / "models")
+    if gguf is None and required:
+        raise ValueError(f"lm_backend = 'llama.cpp' runs .gguf models; {spec} is not one")
+    return gguf

@@ -13,7 +13,6 @@ stop between tokens. benchmarks/bench_gguf.py measures it against the transforme
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
@@ -53,6 +52,7 @@ class GGUFLM:
         self.name = name or str(path)
         if not self.path.is_file():
             raise LMError(f"{self.path} is not a file; give the path of a .gguf model")
+        # The CPUs this process may use (a container's quota), not the host's core count.
         threads = threads or len(os.sched_getaffinity(0))
         try:
             self.llm = Llama(
@@ -99,7 +99,8 @@ class GGUFLM:
                     "each message needs a role (system, user or assistant) and string "
                     f"content; got {m!r}"
                 )
-        prompt = self._template(messages=[dict(m) for m in messages]).prompt
+        chat: list[Any] = [dict(m) for m in messages]
+        prompt = self._template(messages=chat).prompt
         # The template writes the BOS itself where the model wants one.
         return list(self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
@@ -182,16 +183,3 @@ def _complete_utf8(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("utf-8", "replace")
-
-
-def thread_count() -> int:
-    """The CPU threads this process may use (a container's quota, not the host's cores)."""
-    return len(os.sched_getaffinity(0))
-
-
-_LOAD_LOCK = threading.Lock()  # llama.cpp's backend initialisation is process-wide
-
-
-def load(path: str | os.PathLike[str], **opts: Any) -> GGUFLM:
-    with _LOAD_LOCK:
-        return GGUFLM(path, **opts)

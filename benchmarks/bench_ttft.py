@@ -1,13 +1,15 @@
 """Time to first token of whole agent turns: 10 English and 10 Chinese demo questions.
 
     python -m benchmarks.bench_ttft [--data-dir DIR] [--max-new-tokens 16] [--context-tokens N]
+        [--lm bundled:qwen1.5b] [--lm-backend llama.cpp]
 
 Each question from the demo corpus cases (retrieval/demo_corpus/cases.jsonl, spread over the legal,
-medical and education knowledge bases) is asked in a new session of a real Agent: SmolLM2 on CPU,
-hybrid retrieval on the demo kbs, the gate and verification. Time to first token is measured the
-way a user sees it, from `Agent.stream` to the first Token event (an answer's first piece, or a
-refusal's text), after one warm-up turn. Reported: p50 / p95 over the 20 turns, and the median
-of where the time goes (rewrite + route, retrieval, gate, the model's own time to first token).
+medical and education knowledge bases) is asked in a new session of a real Agent: SmolLM2 on CPU
+(or --lm, run as --lm-backend says: agent/lm.py), hybrid retrieval on the demo kbs, the gate and
+verification. Time to first token is measured the way a user sees it, from `Agent.stream` to
+the first Token event (an answer's first piece, or a refusal's text), after one warm-up turn.
+Reported: p50 / p95 over the 20 turns, and the median of where the time goes (rewrite + route,
+retrieval, gate, the model's own time to first token).
 The demo kbs are ingested first (not timed) into --data-dir, or a temporary folder without it.
 """
 
@@ -87,6 +89,9 @@ def main() -> None:
         default=TurnConfig.context_tokens,
         help="passage tokens in the answer prompt (a large value puts every passage in whole)",
     )
+    ap.add_argument("--lm", default=AgentConfig.lm)
+    ap.add_argument("--lm-backend", default="auto", choices=("auto", "llama.cpp", "transformers"))
+    ap.add_argument("--time-limit-s", type=float, default=TurnConfig.time_limit_s)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +102,9 @@ def main() -> None:
             device="cpu",
             max_new_tokens=args.max_new_tokens,
             context_tokens=args.context_tokens,
+            lm=args.lm,
+            lm_backend=args.lm_backend,
+            time_limit_s=args.time_limit_s,
         )
         agent = Agent(config)
         timed_turn(agent, WARM_UP)

@@ -194,11 +194,24 @@ def causal_lm_folder(spec: str, cache_dir: Path, dtype: Any = None) -> Path:
         final = cache / f"{stem}{suffix}"
         if final.is_dir():  # converted before: the parts need not be read again
             return final
-        gguf = join_parts(spec, ref.parts, cache / f"{stem}-gguf") / f"{split.name}.gguf"
+        gguf = gguf_file(spec, cache) or ref.path
     else:
         gguf = ref.path
         final = cache / f"{ref.path.stem}-{file_key(ref.path)[:16]}{suffix}"
     return build_once(final, lambda tmp: _convert_gguf(gguf, tmp, dtype))
+
+
+def gguf_file(spec: str, cache_dir: Path) -> Path | None:
+    """The GGUF file behind a causal LM spec (a split one joined once into `cache_dir`), or None
+    when the spec is a transformers folder: what llama.cpp runs (agent/lm_gguf.py)."""
+    ref = resolve_model(spec)
+    if ref.kind == "gguf":
+        return ref.path
+    if ref.kind != "gguf-parts":
+        return None
+    split = SPLIT_GGUF[spec]
+    folder = Path(cache_dir).expanduser() / f"{split.name}-{split.sha256[:16]}-gguf"
+    return join_parts(spec, ref.parts, folder) / f"{split.name}.gguf"
 
 
 def _dtype_suffix(dtype: Any) -> str:

@@ -147,6 +147,17 @@ def smollm2():  # -> agent.lm_local.LocalLM
 
 
 @pytest.fixture(scope="session")
+def smollm2_gguf():  # -> agent.lm_gguf.GGUFLM
+    """The bundled SmolLM2-135M GGUF run by llama.cpp (agent/lm_gguf.py); skipped where
+    llama-cpp-python is not installed (`make llama`, optional)."""
+    pytest.importorskip("llama_cpp")
+    from agent.lm_gguf import GGUFLM
+    from retrieval.models import resolve_model
+
+    return GGUFLM(resolve_model("bundled:smollm2").path, name="bundled:smollm2")
+
+
+@pytest.fixture(scope="session")
 def demo_library(tmp_path_factory):  # -> retrieval.kb.Library
     """A Library with the three demo knowledge bases ingested (real embedders, FAISS, SQLite)."""
     from retrieval.demo import demo_corpus_files

@@ -1,5 +1,6 @@
 """One contract for every LM behind the seam (agent/protocols.py `LM`): the bundled SmolLM2 in
-process, the OpenAI-compatible client (against tests/openai_stub.py), a pool of two such
+process, the same GGUF run by llama.cpp (where llama-cpp-python is installed), the
+OpenAI-compatible client (against tests/openai_stub.py), a pool of two such
 endpoints, the evaluation batcher over SmolLM2, and the tests' ScriptedLM. What the dialogue
 manager relies on holds for each of them: text pieces, one stats record a call, the token
 budget, cancel, time limit, closing early, batch order and token counts."""
@@ -16,7 +17,7 @@ from agent.protocols import LM, STOP_REASONS, CancelToken, GenerationStats
 
 pytestmark = pytest.mark.slow
 
-KINDS = ("local", "http", "pool", "batching", "scripted")
+KINDS = ("local", "gguf", "http", "pool", "batching", "scripted")
 LONG_REPLY = " ".join(f"word{i}" for i in range(300))
 
 
@@ -31,6 +32,8 @@ def lm(request, smollm2, scripted_lm) -> Iterator[tuple[str, LM]]:
     kind = request.param
     if kind == "local":
         yield kind, smollm2
+    elif kind == "gguf":
+        yield kind, request.getfixturevalue("smollm2_gguf")
     elif kind == "http":
         from agent.lm_http import OpenAICompatibleLM
 

@@ -1,0 +1,56 @@
+"""The llama.cpp backend (agent/lm_gguf.py) beyond the LM contract: which backend a spec gets,
+whole characters in every streamed piece, streaming and batch agreeing, the KV cache of a shared
+prefix reused, and files it cannot run. Real SmolLM2 GGUF; skipped without llama-cpp-python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.lm import load_lm
+from agent.protocols import GenerationStats, LMError
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("llama_cpp")
+
+RULES = {"role": "system", "content": "Answer in one short sentence from the passage. " * 20}
+
+
+def test_a_gguf_runs_on_llama_cpp_unless_told_otherwise(tmp_path: Path) -> None:
+    from agent.lm_gguf import GGUFLM
+
+    assert isinstance(load_lm("bundled:smollm2", cache_dir=tmp_path, device="cpu"), GGUFLM)
+    forced = load_lm("bundled:smollm2", cache_dir=tmp_path, backend="llama.cpp")
+    assert isinstance(forced, GGUFLM) and forced.name == "bundled:smollm2"
+    with pytest.raises(ValueError, match="lm_backend must be one of"):
+        load_lm("bundled:smollm2", cache_dir=tmp_path, backend="vllm")
+
+
+def test_chinese_streams_in_whole_characters(smollm2_gguf) -> None:
+    messages = [{"role": "user", "content": "请用中文介绍一下北京。"}]
+    pieces = list(smollm2_gguf.stream(messages, max_new_tokens=40))
+    assert pieces and not any("\ufffd" in p for p in pieces)
+    assert "".join(pieces) == smollm2_gguf.generate_batch([messages], max_new_tokens=40)[0]
+
+
+def test_a_shared_prefix_is_not_computed_again(smollm2_gguf) -> None:
+    first: list[GenerationStats] = []
+    question = [RULES, {"role": "user", "content": "What colour is the sky?"}]
+    list(smollm2_gguf.stream(question, max_new_tokens=2, stats=first))
+    other = [RULES, {"role": "user", "content": "What colour is grass?"}]
+    reused = smollm2_gguf.llm.longest_token_prefix(
+        smollm2_gguf.llm._input_ids.tolist(), smollm2_gguf.prompt_ids(other)
+    )
+    assert reused >= smollm2_gguf.count_tokens(RULES["content"])  # the rules stay in the cache
+
+
+def test_a_file_llama_cpp_cannot_read_is_one_clear_error(tmp_path: Path) -> None:
+    from agent.lm_gguf import GGUFLM
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(LMError, match=r"llama\.cpp cannot load it"):
+        GGUFLM(bad)
+    with pytest.raises(LMError, match="is not a file"):
+        GGUFLM(tmp_path / "missing.gguf")
