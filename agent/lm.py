@@ -8,6 +8,10 @@ from agent.protocols import LM
 
 _LOCAL_ONLY = ("cache_dir", "device", "dtype", "lookup", "fast_cpu", "batch_size", "backend")
 BACKENDS = ("auto", "llama.cpp", "transformers")
+# Left to transformers by "auto": the default SmolLM2-135M prefills a 990-token prompt in 1.0 s
+# there (float32, oneDNN-packed) and in 2.3 s on llama.cpp (its Q4_1 weights), and time to first
+# token is what a chat user waits for (benchmarks/bench_gguf.py; README, "llama.cpp backend").
+TRANSFORMERS_FIRST = frozenset({"bundled:smollm2"})
 
 
 def load_lm(spec: str, **opts: Any) -> LM:
@@ -16,7 +20,8 @@ def load_lm(spec: str, **opts: Any) -> LM:
     "http://host:8000/v1", "https://..." or "openai:http://..." -> OpenAICompatibleLM (options
     model, api_key, timeout, max_workers); a folder, a .gguf or "bundled:smollm2" -> LocalLM
     (options cache_dir, device, dtype, lookup, fast_cpu, batch_size), or, for a GGUF on CPU with
-    llama-cpp-python installed, GGUFLM (agent/lm_gguf.py). `backend` = "auto" (that rule),
+    llama-cpp-python installed, GGUFLM (agent/lm_gguf.py), except the default SmolLM2
+    (TRANSFORMERS_FIRST). `backend` = "auto" (that rule),
     "llama.cpp" (a GGUF through llama.cpp, or an error saying how to install it) or
     "transformers" (always LocalLM).
 
@@ -82,6 +87,8 @@ def _llama_cpp_model(spec: str, cache_dir: Any, *, required: bool) -> Any:
     from retrieval.embedders import default_cache_dir
     from retrieval.models import gguf_file
 
+    if not required and spec in TRANSFORMERS_FIRST:
+        return None
     installed = llama_cpp_installed()
     if required and not installed:
         raise ValueError(

@@ -19,10 +19,17 @@ RULES = {"role": "system", "content": "Answer in one short sentence from the pas
 
 def test_a_gguf_runs_on_llama_cpp_unless_told_otherwise(tmp_path: Path) -> None:
     from agent.lm_gguf import GGUFLM
+    from retrieval.models import resolve_model
 
-    assert isinstance(load_lm("bundled:smollm2", cache_dir=tmp_path, device="cpu"), GGUFLM)
+    path = str(resolve_model("bundled:smollm2").path)  # a user's own .gguf file
+    assert isinstance(load_lm(path, cache_dir=tmp_path, device="cpu"), GGUFLM)
     forced = load_lm("bundled:smollm2", cache_dir=tmp_path, backend="llama.cpp")
     assert isinstance(forced, GGUFLM) and forced.name == "bundled:smollm2"
+    from agent.lm_local import LocalLM
+    from retrieval.embedders import default_cache_dir
+
+    cache = default_cache_dir() / "models"  # the conversion the other tests cached
+    assert isinstance(load_lm("bundled:smollm2", cache_dir=cache, device="cpu"), LocalLM)
     with pytest.raises(ValueError, match="lm_backend must be one of"):
         load_lm("bundled:smollm2", cache_dir=tmp_path, backend="vllm")
 
