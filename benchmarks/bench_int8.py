@@ -34,14 +34,8 @@ def batches(encoder: OpenVinoEncoder, texts: list[str], size: int) -> Iterator[B
     order = np.argsort([-len(t) for t in texts], kind="stable")
     for i in range(0, len(texts), size):
         rows = order[i : i + size]
-        enc = encoder.tokenizer(
-            [texts[j] for j in rows],
-            padding=True,
-            truncation=True,
-            max_length=encoder.pipeline.max_seq_length,
-            return_tensors="np",
-        )
-        yield rows, enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        ids, mask = encoder.tokenizer.batch([texts[j] for j in rows])
+        yield rows, ids, mask
 
 
 def embed(compiled: Any, work: list[Batch], n: int, dim: int) -> tuple[float, np.ndarray]:
@@ -70,7 +64,7 @@ def main() -> None:
     cache = default_cache_dir()
     encoder = OpenVinoEncoder(pipeline, cache, "f32")
     passages, _ = load_texts(args.passages, 0, encoder.count_tokens, pipeline.max_seq_length)
-    xml = str(convert_to_openvino(pipeline, cache, encoder.tokenizer) / "model.xml")
+    xml = str(convert_to_openvino(pipeline, cache) / "model.xml")
     work = list(batches(encoder, passages, 16))
     core = ov.Core()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -129,6 +130,12 @@ class SentenceTransformerEmbedder:
 
 
 def _default_device() -> str:
+    # On Linux, no NVIDIA device node (nor WSL's) means no CUDA: known without importing torch,
+    # which takes most of a second.
+    if sys.platform == "linux" and not any(
+        Path(d).exists() for d in ("/dev/nvidiactl", "/dev/dxg")
+    ):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

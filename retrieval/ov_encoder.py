@@ -66,6 +66,45 @@ def st_pipeline(folder: Path) -> StPipeline | None:
     )
 
 
+class FastTokenizer:
+    """The model's tokenizer.json run by `tokenizers` itself: the same ids as transformers' fast
+    tokenizer, without importing transformers, which imports torch (most of a second of every
+    `citewise ingest`; benchmarks/bench_ingest_process.py)."""
+
+    def __init__(self, path: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._count = Tokenizer.from_file(str(path))  # whole texts, as a chunk budget counts them
+        self._count.no_truncation()
+        self._count.no_padding()
+        self._batch = Tokenizer.from_file(str(path))  # the model's window, padded to the longest
+        pad = self._batch.padding or {}
+        self._batch.enable_truncation(max_length)
+        self._batch.enable_padding(
+            pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]")
+        )
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids of `text` without special tokens."""
+        return list(self._count.encode(text, add_special_tokens=False).ids)
+
+    def batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) int64 arrays for the model: specials added, padded."""
+        encoded = self._batch.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        return ids, np.array([e.attention_mask for e in encoded], dtype=np.int64)
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return int(self._count.num_special_tokens_to_add(pair))
+
+
+def open_tokenizer(pipeline: StPipeline) -> FastTokenizer:
+    path = pipeline.transformer_dir / "tokenizer.json"
+    if not path.is_file():
+        raise ValueError(f"{pipeline.transformer_dir} has no tokenizer.json; use backend='torch'")
+    return FastTokenizer(path, pipeline.max_seq_length)
+
+
 class OpenVinoEncoder:
     """Embed texts with a converted, cached OpenVINO copy of a sentence-transformers model.
 
@@ -78,11 +117,10 @@ class OpenVinoEncoder:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         import openvino as ov
-        from transformers import AutoTokenizer
 
         self.pipeline = pipeline
-        self.tokenizer = AutoTokenizer.from_pretrained(pipeline.transformer_dir)
-        xml = convert_to_openvino(pipeline, cache_dir, self.tokenizer) / "model.xml"
+        self.tokenizer = open_tokenizer(pipeline)
+        xml = convert_to_openvino(pipeline, cache_dir) / "model.xml"
         config = {
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all cores on it
             "CACHE_DIR": str(xml.parent.parent / "compiled"),  # compiles in ms after the first
@@ -110,20 +148,13 @@ class OpenVinoEncoder:
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` without special tokens."""
         with self._tokenizer_lock:
-            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+            return len(self.tokenizer.ids(text))
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         # sentence-transformers strips (and may lowercase) before tokenizing; do the same.
         texts = [t.strip().lower() if self.pipeline.do_lower_case else t.strip() for t in texts]
         with self._tokenizer_lock:
-            enc = self.tokenizer(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=self.pipeline.max_seq_length,
-                return_tensors="np",
-            )
-        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+            ids, mask = self.tokenizer.batch(texts)
         with self._request_lock:
             result = self._request.infer({"input_ids": ids, "attention_mask": mask})
             hidden = result[self._model.output(0)]
@@ -140,26 +171,29 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
     return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def convert_to_openvino(pipeline: StPipeline, cache_dir: Path, tokenizer: Any) -> Path:
+def convert_to_openvino(pipeline: StPipeline, cache_dir: Path) -> Path:
     """The cached folder holding model.xml/.bin for `pipeline`, converted on first use."""
+    from importlib.metadata import version
+
     import openvino as ov
-    import torch
 
     weights = sorted(pipeline.transformer_dir.glob("*.safetensors")) or sorted(
         pipeline.transformer_dir.glob("*.bin")
     )
-    parts = [file_key(w) for w in weights] + [ov.__version__, torch.__version__, "v1"]
+    # torch's version from its metadata: importing torch for a cache key costs most of a second.
+    parts = [file_key(w) for w in weights] + [ov.__version__, version("torch"), "v1"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     final = Path(cache_dir).expanduser() / "openvino" / f"{pipeline.transformer_dir.name}-{key}"
-    return build_once(final, lambda tmp: _convert(pipeline, tmp, tokenizer))
+    return build_once(final, lambda tmp: _convert(pipeline, tmp))
 
 
-def _convert(pipeline: StPipeline, out: Path, tokenizer: Any) -> None:
+def _convert(pipeline: StPipeline, out: Path) -> None:
     import openvino as ov
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(pipeline.transformer_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(pipeline.transformer_dir)
 
     class LastHidden(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:

@@ -117,3 +117,44 @@ def test_query_vectors_are_remembered_and_read_only(e5_embedder):
         cached("a")[0] = 2.0
     first = e5_embedder.embed_query("氧气是谁发现的？")
     assert e5_embedder.embed_query("氧气是谁发现的？") is first and not first.flags.writeable
+
+
+def test_the_tokenizer_gives_transformers_ids_without_importing_it():
+    """retrieval/ov_encoder.FastTokenizer reads tokenizer.json with `tokenizers` alone; its ids,
+    padding and masks are transformers' own, so the vectors are too."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from retrieval.models import resolve_model
+    from retrieval.ov_encoder import open_tokenizer, st_pipeline
+
+    pipeline = st_pipeline(Path(resolve_model("bundled:minilm").path))
+    ours, theirs = open_tokenizer(pipeline), AutoTokenizer.from_pretrained(pipeline.transformer_dir)
+    texts = ["", "  The court held the contract void.  ", "依法成立的合同，受法律保护。",
+             "Ünïcödé ﬁne", "aspirin " * 400]  # fmt: skip
+    for text in texts:
+        assert ours.ids(text) == theirs(text, add_special_tokens=False, verbose=False)["input_ids"]
+    ids, mask = ours.batch(texts)
+    want = theirs(texts, padding=True, truncation=True, max_length=pipeline.max_seq_length,
+                  return_tensors="np")  # fmt: skip
+    assert (ids == want["input_ids"]).all() and (mask == want["attention_mask"]).all()
+    assert ours.num_special_tokens_to_add(pair=False) == 2
+
+
+def test_an_ingest_process_never_imports_torch(tmp_path, minilm_embedder):  # converted first
+    """`citewise ingest` with the default English embedder runs on OpenVINO and `tokenizers`:
+    torch (and transformers, which imports it) stay out of the process once the conversion is
+    cached, which is most of a second of every ingest on a 2-core machine."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.txt").write_text("The quick brown fox jumps over the lazy dog.", "utf-8")
+    code = (
+        "import sys; from ui.cli.main import main; "
+        f"rc = main(['--data-dir', {str(tmp_path / 'd')!r}, 'ingest', '--kb', 't', '--lang', "
+        f"'en', '--embedder', 'bundled:minilm', {str(tmp_path / 'a.txt')!r}]); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-3:] == ["False", "False", "0"], out.stderr[-2000:]
