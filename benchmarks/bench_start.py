@@ -1,7 +1,7 @@
 """Second start of the local LM: a fresh process, converted model cached, until the first token.
 
     python -m benchmarks.bench_start [--runs 5] [--spec bundled:smollm2]
-        [--backends transformers,llama.cpp]
+        [--backends transformers,llama.cpp] [--ui]
 
 One untimed run first makes sure the GGUF conversion is cached (that is the first start). Each
 timed run is a new Python process that imports LocalLM, builds it and streams a one-line chat
@@ -10,6 +10,8 @@ is "first token ready". The child also reports where its time went (imports, Loc
 first token itself) and its CPU time, which a loaded machine inflates less than wall time;
 medians over the runs are printed. With several --backends (agent/lm.py's `backend`: the
 baseline transformers first, then llama.cpp), their processes alternate, one run each in turn.
+With --ui, each run is `citewise ui` instead: launch to the first page served at "/" (the loading
+page, ui/loading.py) and to the chat itself (/openapi.json answering 200).
 """
 
 from __future__ import annotations
@@ -69,13 +71,57 @@ def one_start(spec: str, cache_dir: Path, backend: str = "transformers") -> dict
     return {"ready_s": ready, **json.loads(line)}
 
 
+def ui_start(spec: str) -> dict[str, float]:
+    """Seconds from launching `citewise ui` to a page at "/" and to the real server."""
+    import socket
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ui.cli", "--data-dir", tmp, "ui", "--port", str(port),
+             "--lm", spec],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
+        )  # fmt: skip
+        marks: dict[str, float] = {}
+        try:
+            while "ready_s" not in marks and time.perf_counter() - start < 300:
+                for key, path in (("page_s", "/"), ("ready_s", "/openapi.json")):
+                    if key in marks:
+                        continue
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2):
+                            marks[key] = time.perf_counter() - start
+                    except (urllib.error.URLError, ConnectionError, TimeoutError):
+                        pass
+                time.sleep(0.05)
+        finally:
+            child.terminate()
+            child.wait(timeout=60)
+    return marks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--spec", default="bundled:smollm2")
     ap.add_argument("--cache-dir", type=Path, default=default_cache_dir() / "models")
     ap.add_argument("--backends", default="transformers", help="comma-separated, in order")
+    ap.add_argument("--ui", action="store_true", help="time `citewise ui` to a page instead")
     args = ap.parse_args()
+    if args.ui:
+        starts = [ui_start(args.spec) for _ in range(args.runs + 1)][1:]  # the first warms caches
+        for key, label in (("page_s", "a page at /"), ("ready_s", "the chat and API")):
+            times = [r[key] for r in starts if key in r]
+            print(f"citewise ui --lm {args.spec}: launch to {label}: median "
+                  f"{statistics.median(times):.2f} s over {len(times)} runs")  # fmt: skip
+        return
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for backend in backends:  # the first start: converts the model if not cached

@@ -81,8 +81,10 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s
         if proc.poll() is not None:
             raise AssertionError(f"citewise ui exited with {proc.returncode}: {log.read_text()}")
         try:
-            httpx.get(f"{url}/openapi.json", timeout=2)
-            return
+            # 503 while the loading page holds the port (ui/loading.py); 200 from the real server.
+            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
-            time.sleep(1)
+            pass
+        time.sleep(1)
     raise AssertionError(f"citewise ui did not answer on {url} within {timeout_s:.0f} s")

@@ -62,12 +62,20 @@ def create_app(agent: Agent, settings: ServerSettings, users: UserStore | None =
 
 
 def serve(settings: ServerSettings, agent_config: AgentConfig) -> None:
-    """Build the agent (loads the models), then serve until interrupted."""
+    """Build the agent (loads the models), then serve until interrupted. The port answers from
+    the start: a loading page, then the chat (ui/loading.py)."""
     import uvicorn
 
-    agent = Agent(agent_config)
+    from ui.loading import loading_page
+
+    with loading_page(settings.host, settings.port):
+        agent = Agent(agent_config)
+        try:
+            app = create_app(agent, settings)
+        except BaseException:
+            agent.close()
+            raise
     try:
-        app = create_app(agent, settings)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         print(f"citewise: serving on http://{host}:{settings.port}  (API docs at /docs)")
         sys.stdout.flush()
