@@ -116,6 +116,12 @@ def register_lm_server(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     p.add_argument(
+        "--lm-backend",
+        choices=("auto", "llama.cpp", "transformers"),
+        default="auto",
+        help="how a GGUF runs (README, 'llama.cpp backend')",
+    )
+    p.add_argument(
         "--insecure", action="store_true", help="allow binding beyond loopback (it has no auth)"
     )
     p.set_defaults(func=cmd_serve_lm)
@@ -135,7 +141,12 @@ def cmd_serve_lm(args: argparse.Namespace) -> int:
             f"--host {args.host}: the model server has no authentication; keep it on loopback "
             "behind your own proxy, or pass --insecure on a network you trust"
         )
-    lm = load_lm(args.lm, cache_dir=default_cache_dir() / "models", device=args.device)
+    lm = load_lm(
+        args.lm,
+        cache_dir=default_cache_dir() / "models",
+        device=args.device,
+        backend=args.lm_backend,
+    )
     print(f"citewise: serving {lm.name} at http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(lm_app(lm, lm.name), host=args.host, port=args.port, log_level="warning")
     return 0
