@@ -52,8 +52,10 @@ class GGUFLM:
         self.name = name or str(path)
         if not self.path.is_file():
             raise LMError(f"{self.path} is not a file; give the path of a .gguf model")
-        # The CPUs this process may use (a container's quota), not the host's core count.
-        threads = threads or len(os.sched_getaffinity(0))
+        # The CPUs this process may use (a container's quota), not the host's core count;
+        # sched_getaffinity is Linux's, os.cpu_count the fallback elsewhere.
+        affinity = getattr(os, "sched_getaffinity", None)
+        threads = threads or (len(affinity(0)) if affinity else os.cpu_count() or 1)
         try:
             self.llm = Llama(
                 str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
