@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.fair_lock import FairLock
-from agent.lm_stream import StreamRun
+from agent.lm_stream import StreamRun, check_messages, token_budget
 from agent.protocols import CancelToken, GenerationStats, LMError, Messages
 
 _TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
@@ -91,30 +91,14 @@ class GGUFLM:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def prompt_ids(self, messages: Messages) -> list[int]:
-        for m in messages:
-            if not isinstance(m.get("content"), str) or m.get("role") not in (
-                "system",
-                "user",
-                "assistant",
-            ):
-                raise ValueError(
-                    "each message needs a role (system, user or assistant) and string "
-                    f"content; got {m!r}"
-                )
+        check_messages(messages)
         chat: list[Any] = [dict(m) for m in messages]
         prompt = self._template(messages=chat).prompt
         # The template writes the BOS itself where the model wants one.
         return list(self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     def _budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if prompt_tokens >= self.max_positions:
-            raise LMError(
-                f"the prompt has {prompt_tokens} tokens but {self.name} reads at most "
-                f"{self.max_positions}; send fewer or shorter passages, or a shorter history"
-            )
-        return min(max_new_tokens, self.max_positions - prompt_tokens)
+        return token_budget(prompt_tokens, max_new_tokens, self.max_positions, self.name)
 
     def stream(
         self,

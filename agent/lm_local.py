@@ -28,7 +28,7 @@ import torch
 from agent.decoding import PromptLookup, greedy_tokens
 from agent.fair_lock import FairLock
 from agent.fast_cpu import pack_linears, use_grouped_attention
-from agent.lm_stream import IncrementalText, StreamRun
+from agent.lm_stream import IncrementalText, StreamRun, check_messages, token_budget
 from agent.protocols import CancelToken, GenerationStats, LMError, Messages
 
 # Tokens that end an assistant turn in common chat templates; those in the vocabulary stop decoding.
@@ -147,16 +147,7 @@ class LocalLM:
         return answers
 
     def prompt_ids(self, messages: Messages) -> torch.Tensor:
-        for m in messages:
-            if not isinstance(m.get("content"), str) or m.get("role") not in (
-                "system",
-                "user",
-                "assistant",
-            ):
-                raise ValueError(
-                    "each message needs a role (system, user or assistant) and string "
-                    f"content; got {m!r}"
-                )
+        check_messages(messages)
         encoded = self.tokenizer.apply_chat_template(
             [dict(m) for m in messages],
             add_generation_prompt=True,
@@ -166,16 +157,7 @@ class LocalLM:
         return encoded["input_ids"]
 
     def _budget(self, prompt_tokens: int, max_new_tokens: int) -> int:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if self.max_positions is None:
-            return max_new_tokens
-        if prompt_tokens >= self.max_positions:
-            raise LMError(
-                f"the prompt has {prompt_tokens} tokens but {self.name} reads at most "
-                f"{self.max_positions}; send fewer or shorter passages, or a shorter history"
-            )
-        return min(max_new_tokens, self.max_positions - prompt_tokens)
+        return token_budget(prompt_tokens, max_new_tokens, self.max_positions, self.name)
 
     def answer_text(self, ids: Sequence[int]) -> str:
         """The answer text of generated ids: up to the first stop token, specials dropped.

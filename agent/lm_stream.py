@@ -1,4 +1,5 @@
-"""The per-call state of one streamed answer: its stop checks, timings and text pieces.
+"""The per-call state of one streamed answer: its stop checks, timings and text pieces, and the
+request checks every in-process LM makes the same way (agent/lm_local.py, agent/lm_gguf.py).
 
 LocalLM shares one model between callers; everything here belongs to a single `stream` call and
 is shared only by the reading thread and that call's worker.
@@ -11,7 +12,37 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from agent.protocols import CancelToken, GenerationStats
+from agent.protocols import CancelToken, GenerationStats, LMError, Messages
+
+
+def check_messages(messages: Messages) -> None:
+    """ValueError unless every message has a chat role and string content."""
+    for m in messages:
+        if not isinstance(m.get("content"), str) or m.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+        ):
+            raise ValueError(
+                "each message needs a role (system, user or assistant) and string "
+                f"content; got {m!r}"
+            )
+
+
+def token_budget(
+    prompt_tokens: int, max_new_tokens: int, max_positions: int | None, name: str
+) -> int:
+    """New tokens a call may generate: `max_new_tokens`, less what the context window lacks."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if max_positions is None:
+        return max_new_tokens
+    if prompt_tokens >= max_positions:
+        raise LMError(
+            f"the prompt has {prompt_tokens} tokens but {name} reads at most "
+            f"{max_positions}; send fewer or shorter passages, or a shorter history"
+        )
+    return min(max_new_tokens, max_positions - prompt_tokens)
 
 
 class StreamRun:
