@@ -9,17 +9,16 @@ retrieval/sqlite.py's, shared with the conversation store.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrieval import lexical
+from retrieval.per_thread import PerThread
 from retrieval.schema import MIGRATIONS, DocInfo, KBInfo, KBState, create_fts, fts_table
 from retrieval.sections import passage_text
 from retrieval.sqlite import connect, immediate, migrate, utc_now
@@ -89,33 +88,18 @@ class Store:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self.where = str(self.path)
-        self._local = threading.local()
-        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._conns_lock = threading.Lock()
+        self._conns: PerThread[Any] = PerThread(
+            lambda: connect(self.path, BUSY_TIMEOUT_S), lambda db: db.conn.close()
+        )
         migrate(self.db, MIGRATIONS)
 
     @property
     def db(self) -> Database:
         """This thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = connect(self.path, BUSY_TIMEOUT_S)
-            conn = db.conn
-            with self._conns_lock:
-                # Threads come and go (a server's pool); close what the finished ones left open.
-                for thread, old in self._conns:
-                    if not thread.is_alive():
-                        old.close()
-                self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
-                self._conns.append((threading.current_thread(), conn))
-        return db
+        return self._conns.get()
 
     def close(self) -> None:
-        with self._conns_lock:
-            for _, conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close()
 
     @contextmanager
     def write(self) -> Iterator[Database]:
@@ -151,7 +135,11 @@ class Store:
             [info.name, info.domain, info.lang, info.embedder, info.dim, info.chunk_tokens,
              info.overlap_tokens, lexical.VERSION, info.generation, info.created_at],
         )  # fmt: skip
-        create_fts(db, info.name)
+        self._create_lexical(db, info.name)
+
+    def _create_lexical(self, db: Database, kb: str) -> None:
+        """The lexical index of a new knowledge base: its FTS5 table (PostgreSQL: Milvus's)."""
+        create_fts(db, kb)
 
     def update_kb(self, db: Database, name: str, **fields: str | int) -> None:
         sets = ", ".join(f"{column} = ?" for column in fields)
@@ -165,7 +153,10 @@ class Store:
         for table in ("chunks", "documents"):
             db.execute(f"DELETE FROM {table} WHERE kb = ?", [name])
         db.execute("DELETE FROM kbs WHERE name = ?", [name])
-        db.execute(f"DROP TABLE IF EXISTS {fts_table(name)}")
+        self._drop_lexical(db, name)
+
+    def _drop_lexical(self, db: Database, kb: str) -> None:
+        db.execute(f"DROP TABLE IF EXISTS {fts_table(kb)}")
 
     # --- documents and chunks --------------------------------------------------------------
 
@@ -196,7 +187,7 @@ class Store:
             r[0]
             for r in db.execute("SELECT id FROM chunks WHERE kb = ? AND doc_id = ?", [kb, doc_id])
         ]
-        db.conn.executemany(f"DELETE FROM {fts_table(kb)} WHERE rowid = ?", [(i,) for i in ids])
+        self._unindex_words(db, kb, ids)
         db.execute("DELETE FROM chunks WHERE kb = ? AND doc_id = ?", [kb, doc_id])
         db.execute("DELETE FROM documents WHERE kb = ? AND doc_id = ?", [kb, doc_id])
         return ids
@@ -205,27 +196,46 @@ class Store:
         self, db: Database, kb: str, doc: DocInfo, spans: Sequence[Span], vectors: np.ndarray
     ) -> list[int]:
         """Add a document (absent from `kb`) with its chunks and lexical rows; return chunk ids."""
+        text = self._text
         db.execute(
             "INSERT INTO documents (kb, doc_id, title, domain, lang, grp, source, content_hash, "
             "n_chunks, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [kb, doc.doc_id, doc.title, doc.domain, doc.lang, doc.group, doc.source,
+            [kb, doc.doc_id, text(doc.title), doc.domain, doc.lang, doc.group, doc.source,
              doc.content_hash, len(spans), doc.added_at],
         )  # fmt: skip
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = []
         for i, span in enumerate(spans):
-            cur = db.conn.execute(
-                'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [kb, doc.doc_id, i, span.text, span.start, span.end, vectors[i].tobytes(),
-                 span.heading],
-            )  # fmt: skip
-            ids.append(int(cur.lastrowid or 0))
+            row = [kb, doc.doc_id, i, text(span.text), span.start, span.end, vectors[i].tobytes(),
+                   text(span.heading)]  # fmt: skip
+            ids.append(self._insert_chunk(db, row))
+        self._index_words(db, kb, ids, spans)
+        return ids
+
+    # What the PostgreSQL store (retrieval/store_pg.py) does its own way: text it can hold, the
+    # id of a new row, and the lexical index (Milvus's there, FTS5 here).
+    @staticmethod
+    def _text(value: str) -> str:
+        return value
+
+    def _insert_chunk(self, db: Database, values: list[object]) -> int:
+        cur = db.conn.execute(
+            'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        return int(cur.lastrowid or 0)
+
+    def _index_words(
+        self, db: Database, kb: str, ids: Sequence[int], spans: Sequence[Span]
+    ) -> None:
         db.conn.executemany(
             f"INSERT INTO {fts_table(kb)} (rowid, tokens) VALUES (?, ?)",
             [(i, lexical.index_text(passage_text(s))) for i, s in zip(ids, spans, strict=True)],
         )
-        return ids
+
+    def _unindex_words(self, db: Database, kb: str, ids: Sequence[int]) -> None:
+        db.conn.executemany(f"DELETE FROM {fts_table(kb)} WHERE rowid = ?", [(i,) for i in ids])
 
     def document(self, kb: str, doc_id: str) -> tuple[DocInfo, list[Span]] | None:
         """A document's row and its chunks in order; None if it is not stored."""

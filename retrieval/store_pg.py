@@ -12,7 +12,6 @@ is a RetrievalError naming it, which a chat shows as one line and the HTTP API a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 from retrieval import lexical, postgres
 from retrieval.errors import RetrievalError
-from retrieval.schema import DocInfo, KBInfo
+from retrieval.per_thread import PerThread
 from retrieval.store import Store
 from retrieval.types import Filters, Hit, Span
 from retrieval.write_lock import WriteLock
@@ -111,24 +110,16 @@ class PgStore(Store):
         self.url = url
         self.where = postgres.shown_url(url, RetrievalError)
         self.path = Path()  # no file: nothing of the knowledge bases is in the data directory
-        self._local = threading.local()
-        self._conns: list[tuple[threading.Thread, Any]] = []
-        self._conns_lock = threading.Lock()
+        self._conns: PerThread[psycopg.Connection[Any]] = PerThread(
+            lambda: postgres.connect(self.url, RetrievalError),
+            lambda conn: conn.close(),
+            usable=lambda conn: not (conn.closed or conn.broken),
+        )
         with self.errors():
             postgres.migrate(self._connection(), MIGRATIONS)
 
     def _connection(self) -> psycopg.Connection[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._local.conn = postgres.connect(self.url, RetrievalError)
-            with self._conns_lock:
-                # Threads come and go (a server's pool); close what the finished ones left open.
-                for thread, old in self._conns:
-                    if not thread.is_alive():
-                        old.close()
-                self._conns = [(t, c) for t, c in self._conns if t.is_alive()]
-                self._conns.append((threading.current_thread(), conn))
-        return conn
+        return self._conns.get()
 
     @property
     def db(self) -> Any:
@@ -157,52 +148,32 @@ class PgStore(Store):
     def write_lock(self, lock_dir: Path) -> WriteLock:
         return WriteLock(database_url=self.url)  # shared by every machine, unlike a file
 
-    # --- what differs from SQLite: no FTS5 tables, RETURNING ids, bytea vectors ------------
+    # --- what differs from SQLite (retrieval/store.py's hooks) -----------------------------
 
-    def insert_kb(self, db: Any, info: KBInfo) -> None:
-        db.execute(
-            "INSERT INTO kbs (name, domain, lang, embedder, dim, chunk_tokens, overlap_tokens, "
-            "lexical, generation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [info.name, info.domain, info.lang, info.embedder, info.dim, info.chunk_tokens,
-             info.overlap_tokens, lexical.VERSION, info.generation, info.created_at],
-        )  # fmt: skip
+    @staticmethod
+    def _text(value: str) -> str:
+        return str(pg_text(value))
 
-    def delete_kb(self, db: Any, name: str) -> None:
-        for table in ("chunks", "documents", "kbs"):
-            db.execute(
-                f"DELETE FROM {table} WHERE {'name' if table == 'kbs' else 'kb'} = ?", [name]
-            )
+    def _insert_chunk(self, db: Any, values: list[object]) -> int:
+        row = db.execute(
+            'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            values,
+        ).fetchone()
+        return int(row[0])
 
-    def delete_document(self, db: Any, kb: str, doc_id: str) -> list[int] | None:
-        found = db.execute("SELECT 1 FROM documents WHERE kb = ? AND doc_id = ?", [kb, doc_id])
-        if found.fetchone() is None:
-            return None
-        ids = db.execute(
-            "DELETE FROM chunks WHERE kb = ? AND doc_id = ? RETURNING id", [kb, doc_id]
-        ).fetchall()
-        db.execute("DELETE FROM documents WHERE kb = ? AND doc_id = ?", [kb, doc_id])
-        return sorted(int(r[0]) for r in ids)
+    # BM25 is Milvus's, over the words retrieval/milvus_index.py writes: no table to keep here.
+    def _create_lexical(self, db: Any, kb: str) -> None:
+        pass
 
-    def insert_document(
-        self, db: Any, kb: str, doc: DocInfo, spans: Sequence[Span], vectors: np.ndarray
-    ) -> list[int]:
-        db.execute(
-            "INSERT INTO documents (kb, doc_id, title, domain, lang, grp, source, content_hash, "
-            "n_chunks, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [kb, doc.doc_id, pg_text(doc.title), doc.domain, doc.lang, doc.group, doc.source,
-             doc.content_hash, len(spans), doc.added_at],
-        )  # fmt: skip
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        ids = []
-        for i, span in enumerate(spans):
-            row = db.execute(
-                'INSERT INTO chunks (kb, doc_id, ord, text, start, "end", vector, heading) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [kb, doc.doc_id, i, pg_text(span.text), span.start, span.end, vectors[i].tobytes(),
-                 pg_text(span.heading)],
-            ).fetchone()  # fmt: skip
-            ids.append(int(row[0]))
-        return ids
+    def _drop_lexical(self, db: Any, kb: str) -> None:
+        pass
+
+    def _index_words(self, db: Any, kb: str, ids: Sequence[int], spans: Sequence[Span]) -> None:
+        pass
+
+    def _unindex_words(self, db: Any, kb: str, ids: Sequence[int]) -> None:
+        pass
 
     def set_vectors(self, db: Any, ids: Sequence[int], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -217,13 +188,6 @@ class PgStore(Store):
 
     def lexical(self, kb: str, match: str, k: int, filters: Filters) -> list[Hit]:
         raise RetrievalError("BM25 over a PostgreSQL store is Milvus's: set store = milvus://...")
-
-    def close(self) -> None:
-        with self._conns_lock:
-            for _, conn in self._conns:
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
 
 
 def pg_text(value: object) -> object:

@@ -104,3 +104,17 @@ def postgres_server() -> Iterator[str]:
             run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def drop_connections(url: str) -> int:
+    """What a server restart does to its clients: end every other connection to `url`'s
+    database (pg_terminate_backend). How many were ended; AssertionError if one was not."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert all(ok for (ok,) in killed), killed
+    return len(killed)

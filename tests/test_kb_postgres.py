@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from pg_server import drop_connections
 
 from retrieval.errors import RetrievalError
 from retrieval.kb import Library
@@ -58,12 +58,7 @@ def test_a_connection_the_server_dropped_is_opened_again(
                    minilm_embedder)  # fmt: skip
     try:
         lib.ingest_documents("kb", english_docs[:3], progress=False)
-        with psycopg.connect(pg_database, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchall()
-        assert killed and all(ok for (ok,) in killed)
+        assert drop_connections(pg_database) >= 1
         assert lib.dense_search("kb", english_docs[1].text[:200], 1)[0].doc_id == english_docs[1].id
         assert lib.ingest_documents("kb", english_docs[3:4], progress=False).added == 1
     finally:
@@ -98,3 +93,18 @@ def test_writers_on_different_machines_take_turns(pg_database: str) -> None:
 def _hold(lock: WriteLock, order: list[str]) -> None:
     with lock.held():
         order.append("second")
+
+
+def test_text_postgresql_cannot_hold_keeps_its_offsets(
+    tmp_path: Path, pg_database: str, minilm_embedder: Any
+) -> None:
+    lib = _library(tmp_path / "d", f"milvus://{tmp_path / 'm' / 'kb.db'}", pg_database,
+                   minilm_embedder)  # fmt: skip
+    try:
+        doc = Document("nul", "Before\x00after: the quokka sleeps at noon.", title="t\x00")
+        assert lib.ingest_documents("kb", [doc], progress=False).added == 1
+        hit = lib.lexical_search("kb", "quokka sleeps", 1)[0]
+        assert hit.text == "Before\ufffdafter: the quokka sleeps at noon." and hit.start == 0
+        assert hit.end == len(doc.text)
+    finally:
+        lib.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from cli_run import run_cli
+from pg_server import drop_connections
 
 from agent.config import AgentConfig
 from agent.state import DialogueStore, DialogueStoreError, EvidenceRecord, TurnRecord
@@ -66,12 +67,7 @@ def test_a_failing_migration_is_rolled_back_and_stays_pending(pg_database: str) 
 def test_a_connection_the_server_dropped_is_opened_again(pg_database: str) -> None:
     with DialogueStore(pg_database) as store:
         session_id = store.create_session("before the restart")
-        with psycopg.connect(pg_database, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchall()
-        assert killed and all(ok for (ok,) in killed)
+        assert drop_connections(pg_database) >= 1
         assert store.session(session_id).title == "before the restart"
         store.append_turn(session_id, _turn("after"))
         assert [t.user_text for t in store.history(session_id)] == ["after"]

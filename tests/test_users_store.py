@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
 import pytest
+from pg_server import drop_connections
 
 from ui.users import UserError, UserStore
 
@@ -53,11 +53,7 @@ def test_an_account_added_on_one_machine_logs_in_on_another(pg_database: str) ->
     try:
         one.add("ada", "correct horse")
         assert other.verify("ada", "correct horse").name == "ada"
-        with psycopg.connect(pg_database, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+        assert drop_connections(pg_database) >= 1
         assert other.principal("ada").name == "ada"  # the dropped connection opened again
     finally:
         one.close()
