@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.lm import load_lm
-from agent.protocols import GenerationStats, LMError
+from agent.protocols import LMError
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp")
@@ -41,15 +41,24 @@ def test_chinese_streams_in_whole_characters(smollm2_gguf) -> None:
     assert "".join(pieces) == smollm2_gguf.generate_batch([messages], max_new_tokens=40)[0]
 
 
-def test_a_shared_prefix_is_not_computed_again(smollm2_gguf) -> None:
-    first: list[GenerationStats] = []
-    question = [RULES, {"role": "user", "content": "What colour is the sky?"}]
-    list(smollm2_gguf.stream(question, max_new_tokens=2, stats=first))
+def test_a_shared_prefix_is_not_computed_again(smollm2_gguf, monkeypatch) -> None:
+    """The second question over the same rules sends llama.cpp only what follows them."""
+    llm = smollm2_gguf.llm
+    list(smollm2_gguf.stream([RULES, {"role": "user", "content": "What colour is the sky?"}],
+                             max_new_tokens=2))  # fmt: skip
+    evaluated: list[int] = []
+    real_eval = llm.eval
+
+    def counting_eval(tokens):  # the real eval, counted
+        evaluated.extend(tokens)
+        return real_eval(tokens)
+
+    monkeypatch.setattr(llm, "eval", counting_eval)
     other = [RULES, {"role": "user", "content": "What colour is grass?"}]
-    reused = smollm2_gguf.llm.longest_token_prefix(
-        smollm2_gguf.llm._input_ids.tolist(), smollm2_gguf.prompt_ids(other)
-    )
-    assert reused >= smollm2_gguf.count_tokens(RULES["content"])  # the rules stay in the cache
+    list(smollm2_gguf.stream(other, max_new_tokens=2))
+    prompt = len(smollm2_gguf.prompt_ids(other))
+    rules = smollm2_gguf.count_tokens(RULES["content"])
+    assert evaluated and len(evaluated) < prompt - rules + 5  # the rules came from the cache
 
 
 def test_a_file_llama_cpp_cannot_read_is_one_clear_error(tmp_path: Path) -> None:
