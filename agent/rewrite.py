@@ -71,6 +71,12 @@ def depends_on_history(message: str, history: History) -> bool:
     return len(text.split()) <= 2 or _EN_DEPENDENT.search(text) is not None
 
 
+# The prompt shows the conversation as "user: ..." lines; a small model copies the label.
+_ROLE_LABEL = re.compile(
+    r"^(?:user|assistant|standalone question|用户|助手|独立问题)\s*[:：]\s*", re.I
+)
+
+
 def last_user_question(history: History) -> str:
     for role, text in reversed(history):
         if role == "user":
@@ -87,6 +93,8 @@ def plausible(candidate: str, message: str, history: History) -> bool:
     True
     >>> plausible("In 1773.", "And who else discovered it?", h)
     False
+    >>> plausible("When did Scheele discover oxygen?", "And when did he?", h)  # the old question
+    False
     """
     if not candidate or _MARKER.search(candidate) or len(candidate) > 3 * len(message) + 150:
         return False
@@ -99,7 +107,13 @@ def plausible(candidate: str, message: str, history: History) -> bool:
     asked = {w for role, text in history if role == "user" for w in content_words(text)}
     added = (words & asked) - set(segment(message)) - _POINTERS
     answers = [text.strip() for role, text in history if role == "assistant"]
-    return bool(added) and not any(candidate in a for a in answers)
+    # An earlier question asked again drops what the new message asks.
+    again = any(_same(candidate, text) for role, text in history if role == "user")
+    return bool(added) and not again and not any(candidate in a for a in answers)
+
+
+def _same(a: str, b: str) -> bool:
+    return segment(a) == segment(b)
 
 
 def rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) -> tuple[str, bool]:
@@ -115,7 +129,7 @@ def rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) ->
         return message, False  # the history is too long to rewrite with: searched as it is
     text = "".join(lm.stream(messages, max_new_tokens=max_new_tokens))
     lines = [line.strip(" \"'“”") for line in text.strip().splitlines() if line.strip()]
-    candidate = lines[0] if lines else ""
+    candidate = _ROLE_LABEL.sub("", lines[0]) if lines else ""
     if plausible(candidate, message, recent):
         return candidate, True
     joiner = "" if lang == "zh" else " "

@@ -121,3 +121,19 @@ def test_plausible_checks_directly():
         LAW,
     )
     assert not plausible("What are its penalties?", "What about its penalties?", LAW)
+
+
+BOOKS = [("user", "How long can I keep a book?"), ("assistant", "Books are lent for 21 days [1].")]
+
+
+def test_the_earlier_question_asked_again_is_no_rewrite(scripted_lm):
+    # SmolLM2 answered "And can I renew it?" with the previous question, "user: " label and all;
+    # "can" and "I" are two of the message's three words, so it passed before.
+    lm = scripted_lm(["user: How long can I keep a book?"])
+    query, _ = rewrite(lm, "And can I renew it?", BOOKS)
+    assert query == "How long can I keep a book? And can I renew it?"
+
+
+def test_a_copied_role_label_is_taken_off(scripted_lm):
+    lm = scripted_lm(["user: Can I renew a book?"])
+    assert rewrite(lm, "And can I renew it?", BOOKS) == ("Can I renew a book?", True)
