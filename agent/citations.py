@@ -166,7 +166,7 @@ class SupportScorer:
     def components(self, sentences: Sequence[str], passages: Sequence[str]) -> Components:
         """Every part of support; passage sentences are embedded in one batch per call."""
         clean = [strip_markers(s) for s in sentences]
-        pieces = [split_sentences(p) or [p] for p in passages]
+        pieces = [split_sentences(p, unwrap=True) or [p] for p in passages]
         shape = (len(clean), len(passages))
         if not clean or not passages:
             return Components(np.zeros(shape), np.zeros(shape), np.zeros(shape, bool), [])

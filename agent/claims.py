@@ -5,7 +5,8 @@ wrong ("…is 100mg" against a leaflet that says 4,000 mg). Support scores (agen
 cannot see that; this module can: a claim verifies only when every quantity it states occurs in
 the passage sentence that supports it, after normalisation (4,000 mg = 4000 mg = 4 g;
 二个月 = 两个月 = 2个月; 七日 = 7天; 18:30), its negation matches that sentence's, and the names it
-mentions occur in the passage.
+mentions occur in the passage, and it does not say the opposite of it ("open" against "closed":
+agent/antonyms.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from agent.antonyms import opposite
 
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
 _ZH_DIGITS.update({"七": 7, "八": 8, "九": 9})
@@ -271,6 +274,8 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
             return ClaimCheck(False, f"number {q.value:g}{q.unit} not in the supporting sentence")
     if negation_differs(claim, support, question):
         return ClaimCheck(False, "negation differs")
+    if opposite(claim, support):
+        return ClaimCheck(False, "says the opposite of the supporting sentence")
     if about_someone_else(claim, support, question):
         return ClaimCheck(False, "about another name than the question's")
     lowered = f"{passage or support} {question}".lower()

@@ -85,7 +85,7 @@ def _leading(
     joiner = "" if has_cjk(text[:50]) else " "
     kept: list[str] = []
     used = 0
-    for sentence in split_sentences(text):
+    for sentence in split_sentences(text, unwrap=True):
         cost = count_tokens(sentence)
         if used + cost > budget and not (at_least_one and not kept):
             break

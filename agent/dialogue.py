@@ -14,7 +14,9 @@ ranks the passages' sentences before generation; the prompt holds the likeliest 
 refuses when none is likely to answer, and the best one is quoted when the model's verified
 sentences do not rest on it (agent/grounding.py). A question the router calls out of scope is
 checked against the documents too: when they are on its topic it is answered or refused with
-sources, never called out of scope.
+sources, never called out of scope. The router's domain only orders the search: when the
+knowledge bases of that domain do not answer, every other one is searched before refusing ("How
+many DVDs can a child borrow?" reads as legal, the library rules are filed under education).
 """
 
 from __future__ import annotations
@@ -28,15 +30,15 @@ from agent.config import TurnConfig
 from agent.context import evidence_hits, fit_passages
 from agent.evidence import EvidenceFinder
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
+from agent.generate import stream_answer
 from agent.grounding import ground
-from agent.prompt_budget import fit_prompt
-from agent.protocols import LM, CancelToken, GenerationStats
+from agent.protocols import LM, CancelToken
 from agent.refusal import REFUSAL
 from agent.rewrite import rewrite
 from agent.router import Router, kbs_for
-from agent.sanitize import copies, shingles, usable
+from agent.sanitize import usable
 from agent.state import DialogueStore
-from agent.turn_state import NOT_COVERED, TurnState, record_turn, shown
+from agent.turn_state import NOT_COVERED, TurnState, elapsed_ms, record_turn, shown
 from agent.types import (
     Citation,
     Done,
@@ -100,10 +102,10 @@ class DialogueManager:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         history = self.history(session_id)
-        state = TurnState(message=message, query=message, lang=detect_lang(message))
+        state = TurnState(message, message, detect_lang(message), kbs_given=bool(kbs))
         try:
             state.query, used_lm = rewrite(self.lm, message, history)
-            timings["rewrite_ms"] = _ms(t0)
+            timings["rewrite_ms"] = elapsed_ms(t0)
             yield Rewritten(state.query, used_lm)
             route = state.route = self.route(state.query, kbs)
             probe = None
@@ -112,9 +114,9 @@ class DialogueManager:
             )
             if unsure or route.intent == "out_of_scope":
                 if route.intent == "out_of_scope" and not kbs:
-                    route = dataclasses.replace(route, kbs=tuple(self.kb_domains))
-                self._search(state, route, filters, timings, t0)
-                probe = self._weigh(state, timings)
+                    route = state.route = dataclasses.replace(route, kbs=tuple(self.kb_domains))
+                probe = self._find(state, route, filters, timings, t0)
+                route = state.route  # the knowledge bases searched, when widened
                 # Out of scope is for questions the documents are not about at all: an unsure
                 # verdict ("找人替考被抓到了会怎么处理？" over a rulebook) gets the knowledge path,
                 # so at worst a refusal that shows the closest sources.
@@ -138,7 +140,9 @@ class DialogueManager:
                     *_chat(history),
                     {"role": "user", "content": message},
                 ]
-                yield from self._generate(state, messages, system, cancel, timings, t0)
+                yield from stream_answer(
+                    self.lm, self.config, state, messages, system, cancel, timings, t0
+                )
                 state.final = self._usable(state, system) or render("clarify", state.lang)
             else:
                 state.final = render(route.intent, state.lang)
@@ -146,7 +150,7 @@ class DialogueManager:
                 yield shown(state, state.final)
             state.completed = True
         finally:
-            timings["total_ms"] = _ms(t0)
+            timings["total_ms"] = elapsed_ms(t0)
             reply = record_turn(
                 self.store, getattr(self.lm, "name", ""), session_id, state, timings
             )
@@ -177,11 +181,9 @@ class DialogueManager:
         t0: float,
         decision: GateDecision | None = None,
     ) -> Iterator[Event]:
-        if decision is None:
-            self._search(state, route, filters, timings, t0)
+        decision = decision or self._find(state, route, filters, timings, t0)
         hits = state.hits
-        yield Retrieved(hits)  # the sources show while the gate weighs them
-        decision = decision or self._weigh(state, timings)
+        yield Retrieved(hits)
         if not decision.passed:
             state.refused = True
             state.final = NOT_COVERED[state.lang]
@@ -198,22 +200,37 @@ class DialogueManager:
             *_chat(history),
             {"role": "user", "content": state.query},
         ]
-        yield from self._generate(state, messages, rules, cancel, timings, t0)
+        yield from stream_answer(self.lm, self.config, state, messages, rules, cancel, timings, t0)
         if not state.interrupted:
             state.final, state.citations, state.refused = self._ground(state, hits, rules, decision)
 
-    def _search(
+    def _find(
         self,
         state: TurnState,
         route: Route,
         filters: Filters | None,
         timings: dict[str, float],
         t0: float,
-    ) -> None:
-        """Search the route's knowledge bases into `state.hits`."""
-        hits = self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
-        state.hits = tuple(hits)
-        timings["retrieve_ms"] = _ms(t0)
+    ) -> GateDecision:
+        """Search the route's knowledge bases into `state.hits` and weigh them; when they do not
+        answer and the router (not the user) chose them, search every knowledge base instead."""
+        state.hits = tuple(
+            self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
+        )
+        timings["retrieve_ms"] = elapsed_ms(t0)
+        decision = self._weigh(state, timings)
+        every = tuple(self.kb_domains)
+        if decision.passed or state.kbs_given or set(route.kbs) >= set(every):
+            return decision
+        wide = tuple(self.searcher.search(state.query, every, k=self.config.k, filters=filters))
+        timings["widened_ms"] = elapsed_ms(t0)
+        widened = self._weigh(dataclasses.replace(state, hits=wide), timings)
+        if widened.passed or (widened.on_topic and not decision.on_topic):
+            state.hits = wide
+            state.route = dataclasses.replace(route, kbs=every, method=f"{route.method}+widened")
+            return widened
+        timings["gate_strength"] = round(decision.strength, 4)
+        return decision
 
     def _weigh(self, state: TurnState, timings: dict[str, float]) -> GateDecision:
         """The evidence gate's verdict on `state.hits`."""
@@ -227,42 +244,6 @@ class DialogueManager:
         )
         timings["gate_strength"] = round(decision.strength, 4)
         return decision
-
-    def _generate(
-        self,
-        state: TurnState,
-        messages: list[dict[str, str]],
-        secret: str,
-        cancel: CancelToken | None,
-        timings: dict[str, float],
-        t0: float,
-    ) -> Iterator[Event]:
-        """Stream the LM's answer; stop early when it starts reproducing `secret`."""
-        stats: list[GenerationStats] = []
-        secret_shingles = shingles(secret)
-        pieces = self.lm.stream(
-            fit_prompt(messages, self.lm, self.config.max_new_tokens),  # never past the window
-            max_new_tokens=self.config.max_new_tokens,
-            time_limit_s=self.config.time_limit_s,
-            cancel=cancel,
-            stats=stats,
-        )
-        try:
-            for piece in pieces:
-                if not state.streamed:
-                    timings["ttft_ms"] = _ms(t0)
-                yield shown(state, piece)
-                if copies(state.streamed[-400:], secret_shingles):
-                    break
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()  # stops a generation the caller abandoned, instead of at garbage collection
-            if stats:
-                timings["new_tokens"] = stats[0].new_tokens
-                timings["lm_ttft_ms"] = round(stats[0].ttft_s * 1000, 1)  # the model's prefill
-                state.truncated = stats[0].stopped in ("max_tokens", "time_limit")
-            state.interrupted = cancel is not None and cancel.cancelled
 
     def _ground(
         self, state: TurnState, hits: Sequence[Hit], rules: str, decision: GateDecision
@@ -287,7 +268,3 @@ class DialogueManager:
 
 def _chat(history: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"role": role, "content": text} for role, text in history]
-
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 1)

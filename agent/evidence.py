@@ -186,7 +186,7 @@ def candidates(hits: Sequence[Hit], top: int = 5) -> list[Candidate]:
     """The sentences of the top hits, each with its context."""
     out = []
     for i, hit in enumerate(hits[:top]):
-        sentences = split_sentences(hit.text) or [hit.text]
+        sentences = split_sentences(hit.text, unwrap=True) or [hit.text]
         for j, sentence in enumerate(sentences):
             before = sentences[j - 1] if j else ""
             out.append(Candidate(i, i, j, strip_markers(sentence), f"{hit.title} {before}"))

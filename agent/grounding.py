@@ -22,6 +22,7 @@ from agent.evidence import asks_number
 from agent.gate import GateDecision
 from agent.refusal import REFUSAL, is_refusal
 from agent.types import Citation
+from retrieval.sentences import split_sentences
 from retrieval.types import Hit
 
 QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
@@ -70,13 +71,30 @@ def _quoted(
     decision: GateDecision,
     lang: str,
 ) -> tuple[str, tuple[Citation, ...], bool]:
-    """`grounded` followed by the quoted, cited evidence sentence."""
-    n, quote = decision.best + 1, decision.evidence
+    """`grounded` followed by the quoted, cited evidence sentence, with the sentences beside it
+    in its passage that are likely answers too ("The library opens 9:00 to 19:00 Monday to
+    Friday … It is closed on Sunday." for "Is the library open on Sunday?")."""
+    n, quote = decision.best + 1, _with_neighbours(decision, hits[decision.best], lang)
     cite = citation(n, hits[decision.best], quote, 1.0, quote, True)
     quoted = QUOTE[lang].format(text=with_markers(quote, [n]))
     joiner = "" if lang == "zh" else " "
     answer = joiner.join(part for part in (grounded, quoted) if part)
     return answer, (*kept, cite), False
+
+
+def _with_neighbours(decision: GateDecision, hit: Hit, lang: str) -> str:
+    likely = {
+        e.sentence for e in decision.ranked if e.score >= decision.cut and e.hit == decision.best
+    }
+    sentences = [strip_markers(s) for s in split_sentences(hit.text, unwrap=True)]
+    if decision.evidence not in sentences:
+        return decision.evidence
+    i = j = sentences.index(decision.evidence)
+    while i > 0 and sentences[i - 1] in likely:
+        i -= 1
+    while j + 1 < len(sentences) and sentences[j + 1] in likely:
+        j += 1
+    return ("" if lang == "zh" else " ").join(sentences[i : j + 1])
 
 
 def _answering(

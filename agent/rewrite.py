@@ -51,6 +51,14 @@ _POINTER_TEXT = (
 _POINTERS = frozenset(_POINTER_TEXT.split())
 _ORDINAL = re.compile(r"第?[一二三四五六七八九十]+[个种条项点]?")  # "第二个" may become "第二种"
 _MARKER = re.compile(r"[\[【]\d{1,2}[\]】]")
+# A question stays a question: "那我买的是海鲜呢，也能退吗？" rewritten "你可以看到，我买的是海鲜！"
+# asks nothing any more.
+_QUESTION = re.compile(
+    r"[?？]\s*$|吗|呢|什么|多少|多久|几|怎么|如何|哪|是否|能否|可否|可不可以|能不能|"
+    r"^\s*(?:what|how|when|where|who|whom|whose|which|why|is|are|was|were|can|could|do|does|did|"
+    r"should|will|would|may|must|has|have)\b",
+    re.IGNORECASE,
+)
 
 
 def depends_on_history(message: str, history: History) -> bool:
@@ -86,7 +94,8 @@ def last_user_question(history: History) -> str:
 
 def plausible(candidate: str, message: str, history: History) -> bool:
     """Whether an LM rewrite can replace the message: same language, short, keeps the message's
-    own words, adds words from the earlier questions, and is not a copy of an earlier answer.
+    own words, adds words from the earlier questions, still asks when the message asked, and is not
+    a copy of an earlier answer.
 
     >>> h = [("user", "When did Scheele discover oxygen?"), ("assistant", "In 1773 [1].")]
     >>> plausible("Who else discovered oxygen besides Scheele?", "And who else discovered it?", h)
@@ -95,10 +104,14 @@ def plausible(candidate: str, message: str, history: History) -> bool:
     False
     >>> plausible("When did Scheele discover oxygen?", "And when did he?", h)  # the old question
     False
+    >>> plausible("Scheele discovered oxygen!", "And who else discovered it?", h)  # no question
+    False
     """
     if not candidate or _MARKER.search(candidate) or len(candidate) > 3 * len(message) + 150:
         return False
     if detect_lang(candidate) != detect_lang(message):
+        return False
+    if _QUESTION.search(message) and not _QUESTION.search(candidate):
         return False
     words = set(segment(candidate))
     own = {w for w in content_words(message) if w not in _POINTERS and not _ORDINAL.fullmatch(w)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from agent.policy import notices as domain_notices
@@ -31,6 +32,7 @@ class TurnState:
     interrupted: bool = False
     truncated: bool = False  # the model hit its token or time budget mid-answer
     completed: bool = False
+    kbs_given: bool = False  # the caller chose the knowledge bases, not the router
 
 
 def record_turn(
@@ -82,3 +84,8 @@ def shown(state: TurnState, text: str) -> Token:
     """Show `text` to the user: it is part of what an interrupted turn stores."""
     state.streamed += text
     return Token(text)
+
+
+def elapsed_ms(t0: float) -> float:
+    """Milliseconds since `t0` (a `time.perf_counter()` reading), as a turn's timings hold them."""
+    return round((time.perf_counter() - t0) * 1000, 1)

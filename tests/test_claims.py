@@ -75,6 +75,18 @@ def test_words_that_contain_numerals_are_not_numbers():
             False,
         ),
         ("You may drink alcohol.", "Do not drink alcohol while taking this medicine.", False),
+        # Opposite words: no negation, every content word shared but the one that answers.
+        ("The library is open on Sunday.", "It is closed on Sunday.", False),
+        ("The library is closed on Sunday.", "It is closed on Sunday.", True),
+        (
+            "It opens at 9:00 on Monday.",
+            "It opens at 9:00 on Monday and is closed on Sunday.",
+            True,
+        ),
+        ("访客停车是免费的。", "访客车辆按每小时5元收费。", False),
+        ("小区允许在车库停放电动自行车。", "车库内禁止停放电动自行车。", False),
+        ("车库内不允许停放电动自行车。", "车库内禁止停放电动自行车。", True),
+        ("Blood pressure is lowered by salt.", "Salt raises blood pressure.", False),
     ],
 )
 def test_check_claim(claim, support, ok):
@@ -129,6 +141,27 @@ def test_verify_drops_an_invented_number_with_the_real_scorer(scorer):
     assert not wrong.grounded and not any(c.verified for c in wrong.citations)
     assert right.grounded and all(c.verified for c in right.citations)
     assert right.citations[0].supporting_text.startswith("Do not take more than 4,000 mg")
+
+
+LIBRARY = Hit(
+    2,
+    "library",
+    "kb",
+    1.0,
+    "## Opening hours\n\nThe library opens 9:00 to 19:00 Monday to Friday and 10:00 to 16:00 on\n"
+    "Saturday. It is closed on\nSunday.",
+)
+
+
+def test_an_opposite_over_a_hard_wrapped_passage_does_not_verify(scorer):
+    # Found asking our own documents: "open on Sunday" was verified against "closed on Sunday",
+    # whose line break had also split the sentence in two.
+    q = "Is the library open on Sunday?"
+    wrong = verify("The library is open on Sunday [1].", [LIBRARY], scorer, q)
+    right = verify("The library is closed on Sunday [1].", [LIBRARY], scorer, q)
+    assert not any(c.verified for c in wrong.citations)
+    assert right.citations[0].verified
+    assert right.citations[0].supporting_text == "It is closed on Sunday."
 
 
 def test_a_restated_question_does_not_verify(scorer):

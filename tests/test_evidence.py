@@ -158,3 +158,26 @@ def test_a_model_refusal_is_overruled_only_by_confident_evidence(finder, questio
             scorer=finder.scorer, strict=True, overrule=1.0,
         )  # fmt: skip
         assert kept[2], "overrule = 1 keeps every model refusal"
+
+
+def test_the_quote_keeps_the_likely_sentences_beside_the_best_one(finder):
+    # Seen asking our own library rules: "Is the library open on Sunday?" quoted only the
+    # Saturday hours; the next sentence, which answers, ranked just below it.
+    from agent.evidence import Evidence
+    from agent.gate import GateDecision
+    from agent.grounding import ground
+
+    text = (
+        "The library opens 9:00 to 19:00 Monday to Friday and 10:00 to 16:00 on\n"
+        "Saturday. It is closed on Sunday. Books may be borrowed for three weeks."
+    )
+    saturday = "The library opens 9:00 to 19:00 Monday to Friday and 10:00 to 16:00 on Saturday."
+    sunday, loans = "It is closed on Sunday.", "Books may be borrowed for three weeks."
+    ranked = (Evidence(0, saturday, 0.6), Evidence(0, sunday, 0.5), Evidence(0, loans, 0.05))
+    decision = GateDecision(True, 0.6, 0, saturday, True, ranked, cut=0.3)
+    answer, cites, refused = ground(
+        "", query="Is the library open on Sunday?", lang="en", hits=hits(text),
+        decision=decision, scorer=finder.scorer, strict=True,
+    )  # fmt: skip
+    assert not refused and cites[-1].supporting_text == f"{saturday} {sunday}", answer
+    assert "closed on Sunday [1]" in answer and "three weeks" not in answer

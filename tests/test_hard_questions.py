@@ -63,3 +63,43 @@ def test_a_knowledge_base_with_one_10_mb_document(make_manager, scripted_lm, tmp
     reply = ask(manager, "When is the deposit returned?")
     assert reply.refused and not reply.citations
     lib.close()
+
+
+LIBRARY_RULES = """# Riverside Public Library: Borrowing Rules
+
+## Loans
+
+Adult members may borrow up to 12 items at a time. Children under 14 may borrow up to 6 items.
+Books are lent for 21 days; DVDs for 7 days.
+"""
+PARKING_RULES = """# 青园小区停车管理办法
+
+第一条 访客车辆须在门岗登记，免费停放2小时。
+第二条 车库内禁止停放电动自行车。
+"""
+
+
+def test_a_question_the_router_files_under_the_wrong_domain_is_answered(
+    make_manager, scripted_lm, recording_router, tmp_path, e5_embedder
+):
+    # Found asking our own documents: "How many items can a child borrow?" reads as legal, so
+    # only the parking rules (legal) were searched and the library rules (education) never were.
+    (tmp_path / "library.md").write_text(LIBRARY_RULES, encoding="utf-8")
+    (tmp_path / "parking.md").write_text(PARKING_RULES, encoding="utf-8")
+    lib = Library(tmp_path / "data", embedder_loader=lambda spec: e5_embedder)
+    lib.ingest_paths("library", [tmp_path / "library.md"], domain="education", progress=False)
+    lib.ingest_paths("parking", [tmp_path / "parking.md"], domain="legal", progress=False)
+    manager = make_manager(
+        scripted_lm(respond=lambda m: "Children under 14 may borrow up to 6 items [1]."),
+        router=recording_router(domain="legal"),
+        library=lib,
+    )
+    reply = ask(manager, "How many items can a child borrow?")
+    assert not reply.refused and reply.citations and reply.citations[0].verified
+    assert "6 items" in reply.answer and reply.citations[0].kb == "library"
+    assert set(reply.route.kbs) == {"library", "parking"} and "widened" in reply.route.method
+    # Knowledge bases the user chose are not widened: the parking rules do not say.
+    sid = manager.store.create_session("t")
+    chosen = [e for e in manager.turn(sid, "How many items can a child borrow?", kbs=["parking"])]
+    assert chosen[-1].reply.refused and chosen[-1].reply.route.kbs == ("parking",)
+    lib.close()

@@ -137,3 +137,18 @@ def test_the_earlier_question_asked_again_is_no_rewrite(scripted_lm):
 def test_a_copied_role_label_is_taken_off(scripted_lm):
     lm = scripted_lm(["user: Can I renew a book?"])
     assert rewrite(lm, "And can I renew it?", BOOKS) == ("Can I renew a book?", True)
+
+
+SEAFOOD = [
+    ("user", "网上买的东西多少天内可以无理由退货？"),
+    ("assistant", "资料中写道：消费者有权自收到商品之日起七日内退货 [1]。"),
+]
+
+
+def test_a_rewrite_that_no_longer_asks_is_refused(scripted_lm):
+    # SmolLM2 turned the follow-up into a statement; it kept half the message's words and passed.
+    lm = scripted_lm(["你可以看到，我买的是海鲜！"])
+    query, _ = rewrite(lm, "那我买的是海鲜呢，也能退吗？", SEAFOOD)
+    assert query == "网上买的东西多少天内可以无理由退货？那我买的是海鲜呢，也能退吗？"
+    asked = scripted_lm(["网上买的海鲜我也能退吗？"])
+    assert rewrite(asked, "那我买的是海鲜呢，也能退吗？", SEAFOOD)[0] == "网上买的海鲜我也能退吗？"
