@@ -1,5 +1,6 @@
-"""The hand-written evaluation sets evals/newcomer (dev, for tuning) and evals/newcomer-holdout
-(held out, never tuned on): well formed, answerable where they say so, and disjoint.
+"""The hand-written evaluation sets evals/newcomer (dev, for tuning) and evals/newcomer-holdout and
+evals/newcomer-holdout2 (held out, never tuned on): well formed, answerable where they say so, and
+disjoint.
 
 Fast: the sets are read with the project's own readers (evals.sets.load_set for the cases,
 retrieval.loaders.load_paths for the corpus, as `citewise eval run` ingests it); no models.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import combinations
 
 import pytest
 from cli_run import ROOT
@@ -18,8 +20,8 @@ from evals.sets import EvalSet, load_set
 from retrieval.loaders import Skipped, load_paths
 from retrieval.types import Document
 
-SETS = {"newcomer": 7, "newcomer-holdout": 6}  # folder -> fewest documents
-MIN_CASES = {"newcomer": 40, "newcomer-holdout": 30}
+SETS = {"newcomer": 7, "newcomer-holdout": 6, "newcomer-holdout2": 6}  # folder -> fewest documents
+MIN_CASES = {"newcomer": 40, "newcomer-holdout": 30, "newcomer-holdout2": 40}
 MIN_FOLLOWUPS = 6
 DOMAINS = {"legal", "medical", "education"}
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -102,9 +104,10 @@ def test_mix(loaded):
         assert {c.lang for c in group} == {"en", "zh"}
 
 
-def test_dev_and_holdout_are_disjoint():
-    dev, dev_docs = _load("newcomer")
-    held, held_docs = _load("newcomer-holdout")
+@pytest.mark.parametrize(("first", "second"), list(combinations(sorted(SETS), 2)))
+def test_dev_and_holdout_are_disjoint(first, second):
+    dev, dev_docs = _load(first)
+    held, held_docs = _load(second)
     assert not dev_docs.keys() & held_docs.keys()
     assert not {c.id for c in dev.cases} & {c.id for c in held.cases}
     assert not {c.question for c in dev.cases} & {c.question for c in held.cases}
