@@ -40,6 +40,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     "小时": ("hour", 1), "hours": ("hour", 1), "hour": ("hour", 1), "h": ("hour", 1),
     "分钟": ("minute", 1), "minutes": ("minute", 1), "minute": ("minute", 1), "min": ("minute", 1),
     "岁": ("age", 1), "倍": ("times", 1), "times": ("times", 1), "元": ("yuan", 1),
+    "次": ("times", 1), "°c": ("celsius", 1), "degrees": ("celsius", 1),
 }  # fmt: skip
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 _ZH_NUM = "[零〇一二两三四五六七八九十百千万亿]+"
@@ -126,6 +127,8 @@ def quantities(text: str) -> list[Quantity]:
     [(30.0, 'day'), (2.0, 'month')]
     >>> quantities("是哪一年？同一天。")
     []
+    >>> [(q.value, q.unit) for q in quantities("可以参加一次补考，次日公布；体温37.3℃")]
+    [(1.0, 'times'), (37.3, 'celsius')]
     """
     text = unicodedata.normalize("NFKC", text)
     found: list[tuple[int, Quantity]] = []

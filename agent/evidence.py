@@ -57,7 +57,10 @@ FEATURES = (
 _ASKS_NUMBER = re.compile(
     r"\bhow (?:many|much|long|late|early|often|old|far|soon|big|high|large)\b|"
     r"\bwhat (?:year|time|age|percentage|date|amount|dose|is the (?:maximum|minimum|limit))\b|"
-    r"\bwhen\b|\bwhich year\b|\bwithin how\b|\bmaximum\b|\bminimum\b|"
+    r"\bwhen\b|\bwhich year\b|\bwithin how\b|\bmaximum\b|\bminimum\b|\btemperature\b|"
+    # "What's the most paracetamol I can take in one day?" asks for an amount.
+    r"\bwhat(?:'s| is) the (?:most|least|longest|latest|earliest|highest|lowest)\b|"
+    r"\b(?:by|at|until) what (?:time|age|date)\b|"
     r"多少|几|多久|多长|多大|多远|多高|多重|何时|什么时候|哪一年|哪年|期限|最多|最长|最高|最低|上限|"
     r"人数|时间|日期|金额|比例",
     re.IGNORECASE,
@@ -86,6 +89,7 @@ _WANTS_UNITS = (
     (r"how late|how early|what time|when does|几点|什么时候开|最晚|最早", {"time"}),
     (r"how much|dose|dosage|剂量|多少毫克|多少克|多少钱|费用|多少元", {"mg", "ml", "yuan", "%"}),
     (r"how old|age|几岁|多大", {"age", "year"}),
+    (r"temperature|温度|多少度|体温", {"celsius"}),
 )
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _HEADING = re.compile(r"^\s*#|^\s*第[一二三四五六七八九十百\d]+[章节]")
@@ -157,6 +161,10 @@ def asks_number(question: str) -> bool:
 
     >>> asks_number("How late can students stay?"), asks_number("网上买的东西多少天内可以退货？")
     (True, True)
+    >>> asks_number("What's the most paracetamol I can take in one day?")
+    True
+    >>> asks_number("What temperature should I keep the tablets at?")
+    True
     """
     return _ASKS_NUMBER.search(question) is not None
 
