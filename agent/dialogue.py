@@ -213,16 +213,18 @@ class DialogueManager:
         t0: float,
     ) -> GateDecision:
         """Search the route's knowledge bases into `state.hits` and weigh them; when they do not
-        answer and the router (not the user) chose them, search every knowledge base instead."""
+        answer and the router (not the user) chose them, search the other knowledge bases."""
         state.hits = tuple(
             self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
         )
         timings["retrieve_ms"] = elapsed_ms(t0)
         decision = self._weigh(state, timings)
         every = tuple(self.kb_domains)
-        if decision.passed or state.kbs_given or set(route.kbs) >= set(every):
+        others = tuple(kb for kb in every if kb not in route.kbs)
+        if decision.passed or state.kbs_given or not others:
             return decision
-        wide = tuple(self.searcher.search(state.query, every, k=self.config.k, filters=filters))
+        # The route's own knowledge bases were searched and did not answer: not again.
+        wide = tuple(self.searcher.search(state.query, others, k=self.config.k, filters=filters))
         timings["widened_ms"] = elapsed_ms(t0)
         widened = self._weigh(dataclasses.replace(state, hits=wide), timings)
         if widened.passed or (widened.on_topic and not decision.on_topic):
