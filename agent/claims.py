@@ -74,6 +74,8 @@ _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z]{2,}")
 # answered about that name, or through a pronoun that stands for it.
 _ASKS_WHO = re.compile(r"^\s*(?:who|whom|whose)\b|谁", re.I)
 _PRONOUN = re.compile(r"\b(?:it|its|he|his|him|she|her|they|their|them|this|these)\b", re.I)
+# "once a year", "twice per day": a frequency ("Once you have agreed…" is not one).
+_FREQUENCY = re.compile(r"\s+(?:a|an|per|every|each|in|daily|weekly|monthly|yearly)\b", re.I)
 _SELF_CONTRADICTION = re.compile(r"(.{2,12}?)[，,]\s*(?:不|并不|不是|不是很)(?:是)?\1")
 
 
@@ -129,6 +131,8 @@ def quantities(text: str) -> list[Quantity]:
     []
     >>> [(q.value, q.unit) for q in quantities("可以参加一次补考，次日公布；体温37.3℃")]
     [(1.0, 'times'), (37.3, 'celsius')]
+    >>> [(q.value, q.unit) for q in quantities("Once agreed, it rises once a year, twice at most")]
+    [(1.0, 'times')]
     """
     text = unicodedata.normalize("NFKC", text)
     found: list[tuple[int, Quantity]] = []
@@ -147,7 +151,11 @@ def quantities(text: str) -> list[Quantity]:
         # A lone 一/三 or "one" without a unit is a word (一般, 三方, "no one"), not a quantity;
         # nor is 一 after 哪/同/每/某/这/那 (哪一年 "which year", 同一天 "the same day").
         wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
-        if value is None or (wordy and not m.group("unit")):
+        unit_word = m.group("unit")
+        if not unit_word and _FREQUENCY.match(text, m.end()) and num.lower() in ("once", "twice"):
+            found.append((m.start(), Quantity(value or 0.0, "times")))  # "once a year"
+            continue
+        if value is None or (wordy and not unit_word):
             continue
         if num == "一" and text[m.start() - 1 : m.start()] in _DETERMINERS:
             continue

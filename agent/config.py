@@ -33,6 +33,10 @@ class TurnConfig:
     # answering is overruled by that sentence's quote (measured in docs/EVALS.md: the 1.5B model
     # declined answerable questions whose passage held the answer); 1 keeps every model refusal.
     overrule_refusal: float = 0.4
+    # The scorer's runner-up sentence is quoted with the best one when its probability is at
+    # least this share of the best's: the answer is in the top two far more often than in the
+    # top one (docs/EVALS.md, "A second quote"); 1 quotes the best sentence alone.
+    second_quote: float = 0.3
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -43,7 +47,7 @@ class TurnConfig:
             )
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
-        for name in ("gate_threshold", "evidence_threshold", "overrule_refusal"):
+        for name in ("gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (or unset), not {value}")

@@ -261,6 +261,7 @@ class DialogueManager:
             scorer=self.scorer,
             strict=self.config.strict,
             overrule=self.config.overrule_refusal,
+            second=self.config.second_quote,
         )
 
     @staticmethod

@@ -90,6 +90,7 @@ _WANTS_UNITS = (
     (r"how much|dose|dosage|剂量|多少毫克|多少克|多少钱|费用|多少元", {"mg", "ml", "yuan", "%"}),
     (r"how old|age|几岁|多大", {"age", "year"}),
     (r"temperature|温度|多少度|体温", {"celsius"}),
+    (r"how often|how many times|几次|多少次|频率", {"times"}),
 )
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _HEADING = re.compile(r"^\s*#|^\s*第[一二三四五六七八九十百\d]+[章节]")
