@@ -227,6 +227,15 @@ def citation(n: int, hit: Hit, sentence: str, support: float, best: str, ok: boo
     )
 
 
+# Pronouns claim nothing: "…, we will inform you immediately" must not pass on a passage's "we"
+# and "us" (seen asking our own dental-practice page; "inform" and "immediately" are in no passage).
+_PRONOUNS = frozenset({
+    "i", "me", "my", "mine", "we", "us", "our", "ours", "you", "your", "yours", "he", "him", "his",
+    "she", "her", "hers", "they", "them", "their", "theirs",
+    "我", "你", "您", "他", "她", "它", "我们", "你们", "他们", "她们", "它们",
+})  # fmt: skip
+
+
 def supports(
     sentence: str, score: float, best: str, passage: str, question: str, threshold: float
 ) -> bool:
@@ -239,7 +248,7 @@ def supports(
     if not question:
         return True
     asked = set(segment(question))
-    new = {w for w in content_words(sentence) if w not in asked}
+    new = {w for w in content_words(sentence) if w not in asked and w not in _PRONOUNS}
     if not new:  # only the question's words: it claims something only with a number of its own
         given = quantities(question)
         return any(not any(q.matches(g) for g in given) for q in quantities(sentence))

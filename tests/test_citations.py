@@ -172,3 +172,18 @@ def test_a_restated_question_is_not_a_supported_claim(scorer):
     assert result.grounded == "Scheele discovered oxygen in 1773 [1]."
     assert result.unsupported_sentences == ("When did Scheele discover oxygen?",)
     assert len(result.citations) == 1
+
+
+def test_pronouns_do_not_carry_an_invented_claim(scorer):
+    # Seen asking our own dental-practice page: "we will inform you immediately" verified on the
+    # passage's "we" and "us"; what it claims ("inform", "immediately") is in no passage.
+    passage = (
+        "Please arrive 10 minutes before your appointment so that we can update your medical "
+        "history. If you need to cancel, tell us at least 24 hours in advance; appointments "
+        "missed without notice are charged a £25 fee."
+    )
+    question = "What happens if I miss an appointment without telling you?"
+    invented = "If you miss an appointment without telling us, we will inform you immediately [1]."
+    assert verify(invented, [hit(1, passage)], scorer, question=question).grounded == ""
+    stated = "Appointments missed without notice are charged a £25 fee [1]."
+    assert verify(stated, [hit(1, passage)], scorer, question=question).grounded == stated
