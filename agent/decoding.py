@@ -19,6 +19,8 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from agent.prefix_cache import PrefixCache
+
 
 @dataclass(frozen=True)
 class PromptLookup:
@@ -86,15 +88,21 @@ def greedy_tokens(
     max_new_tokens: int,
     stop_ids: frozenset[int],
     lookup: PromptLookup,
+    prefix: PrefixCache | None = None,
 ) -> Generator[list[int], None, None]:
     """Yield the greedy continuation of `input_ids` (shape 1 x T) in chunks of accepted tokens.
 
     Ends after a token in `stop_ids` (which is yielded) or after `max_new_tokens` tokens. The
-    caller may stop iterating between chunks; nothing is left running.
+    caller may stop iterating between chunks; nothing is left running. With `prefix`, prefill
+    starts after the beginning the prompt shares with the last one (agent/prefix_cache.py).
     """
     cache = new_kv_cache(model.config)
-    index = NgramIndex(input_ids[0].tolist(), lookup)
-    logits = model(input_ids=input_ids, past_key_values=cache, logits_to_keep=1).logits
+    ids = input_ids[0].tolist()
+    index = NgramIndex(ids, lookup)
+    start = prefix.reuse(ids, cache) if prefix is not None else 0
+    logits = model(input_ids=input_ids[:, start:], past_key_values=cache, logits_to_keep=1).logits
+    if prefix is not None:
+        prefix.keep(ids, cache)
     token = int(logits[0, -1].argmax())
     produced = 0
     while True:

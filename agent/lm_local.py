@@ -29,6 +29,7 @@ from agent.decoding import PromptLookup, greedy_tokens
 from agent.fair_lock import FairLock
 from agent.fast_cpu import pack_linears, use_grouped_attention
 from agent.lm_stream import IncrementalText, StreamRun, check_messages, token_budget
+from agent.prefix_cache import PrefixCache
 from agent.protocols import CancelToken, GenerationStats, LMError, Messages
 
 # Tokens that end an assistant turn in common chat templates; those in the vocabulary stop decoding.
@@ -49,6 +50,7 @@ class LocalLM:
         lookup: PromptLookup | None = None,
         fast_cpu: bool = True,
         batch_size: int = 8,
+        prefix_cache: bool = True,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -90,6 +92,8 @@ class LocalLM:
             use_grouped_attention(self.model)
         # Callers get the model in the order they asked for it (agent/fair_lock.py).
         self._lock = FairLock()
+        # The answer rules every prompt opens with are read once (agent/prefix_cache.py).
+        self.prefix = PrefixCache() if prefix_cache else None
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -199,6 +203,7 @@ class LocalLM:
                 max_new_tokens=budget,
                 stop_ids=self.stop_ids,
                 lookup=self.lookup,
+                prefix=self.prefix,
             )
             for chunk in chunks:
                 if run.first_token is None:
