@@ -153,7 +153,7 @@ def quantities(text: str) -> list[Quantity]:
         wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
         unit_word = m.group("unit")
         if not unit_word and _FREQUENCY.match(text, m.end()) and num.lower() in ("once", "twice"):
-            found.append((m.start(), Quantity(value or 0.0, "times")))  # "once a year"
+            found.append((m.start(), Quantity(float(_EN_WORDS[num.lower()]), "times")))
             continue
         if value is None or (wordy and not unit_word):
             continue

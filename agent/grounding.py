@@ -84,10 +84,10 @@ def _quoted(
     Friday … It is closed on Sunday." for "Is the library open on Sunday?"), and the runner-up."""
     quote = _with_neighbours(decision, hits[decision.best], lang)
     best = Evidence(decision.best, quote, decision.strength)
-    seen = (*kept, citation(best.hit + 1, hits[best.hit], quote, 1.0, quote, True))
+    held = " ".join([quote, *(c.supporting_text for c in kept)])
     # The model's sentence copied the evidence word for word: quoting it again adds nothing.
     copied = _squash(decision.evidence) in _squash(strip_markers(grounded))
-    quotes = [None if copied else best, _runner_up(decision, hits, lang, second, seen)]
+    quotes = [None if copied else best, _runner_up(decision, hits, lang, second, held)]
     return _quote(grounded, kept, hits, quotes, lang)
 
 
@@ -116,19 +116,16 @@ def _runner_up(
     hits: Sequence[Hit],
     lang: str,
     share: float,
-    said: Sequence[Citation],
+    held: str,
 ) -> Evidence | None:
     """The next most likely answer sentence in the question's language, when its probability is
-    at least `share` of the best's and the answer does not hold it yet."""
+    at least `share` of the best's and the answer's passage sentences (`held`) do not hold it."""
     if share >= 1:
         return None
-    held = " ".join(c.supporting_text for c in said)
     for e in decision.ranked:
-        if e.sentence == decision.evidence or (hits[e.hit].lang or lang) != lang:
-            continue
-        if e.sentence in held:
-            continue
-        return e if e.score >= share * decision.strength else None
+        readable = (hits[e.hit].lang or lang) == lang
+        if readable and e.sentence != decision.evidence and e.sentence not in held:
+            return e if e.score >= share * decision.strength else None
     return None
 
 
