@@ -98,6 +98,33 @@ def test_bounds_are_not_negations():
     assert negated("不适用无理由退货") and negated("It is not recommended.")
 
 
+@pytest.mark.parametrize(
+    ("claim", "support"),
+    [
+        # A contrast ends what a negation denies: 未知 does not reach 进化枝.
+        ("什么是进化枝：遗传分支。", "存在两种以前未知但相关的进化枝（遗传分支）。"),
+        # 非 makes a word of what follows it (non-violence), and 非裔 is "of African descent".
+        ("梭罗也引用了这首诗。", "后来甘地在他的非暴力主义中也引用了这首诗。"),
+        ("那里曾住着美国人精英家庭。", "那里曾是非裔美国人精英家庭的首选社区。"),
+        # A negation inside a title stays there.
+        ("梭罗引用了这首诗。", "梭罗在《论公民的不服从》中引用了这首诗。"),
+        ("The court upheld it.", "The court did not hesitate but upheld it."),
+    ],
+)
+def test_a_negation_denies_only_what_it_governs(claim, support):
+    """Gold sentences rejected by the calibration (xquad-zh, seed 1) for a negation that denied
+    nothing they claim."""
+    assert check_claim(claim, support, support).ok
+
+
+def test_a_denied_claim_still_fails():
+    support = "生鲜食品不适用七日无理由退货，但可以在收到后24小时内要求换货。"
+    assert check_claim("生鲜食品可以七日无理由退货。", support, support).reason == (
+        "negation differs"
+    )
+    assert check_claim("生鲜食品可以在24小时内换货。", support, support).ok
+
+
 def test_a_name_the_passage_lacks_fails():
     assert not check_claim("It was discovered by Lavoisier.", "Scheele discovered it.", "").ok
 
