@@ -4,7 +4,9 @@ verify, store.
 Each step takes the previous step's value. The route is computed from the (rewritten) user query
 alone, so text inside documents cannot steer it; the one exception only widens what is answered: an
 unsure chit-chat or clarify verdict becomes a knowledge question when the documents support the
-query past the evidence gate (the prototype router takes "Tell me about oxygen." for small talk).
+query past the evidence gate (the prototype router takes "Tell me about oxygen." for small talk),
+and a question called small talk however surely is answered or refused with sources when the
+documents are on its topic.
 Retrieved text only reaches the answer prompt, fenced as quoted data, and what the model writes is
 checked on the way out: sentences that reproduce the prompt's rules are dropped (and generation
 stops as soon as the output starts copying them), so are sentences in another language than the
@@ -34,7 +36,7 @@ from agent.generate import stream_answer
 from agent.grounding import ground
 from agent.protocols import LM, CancelToken
 from agent.refusal import REFUSAL
-from agent.rewrite import rewrite
+from agent.rewrite import asks, rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import usable
 from agent.state import DialogueStore
@@ -106,11 +108,20 @@ class DialogueManager:
         try:
             state.query, used_lm = rewrite(self.lm, message, history)
             timings["rewrite_ms"] = elapsed_ms(t0)
-            yield Rewritten(state.query, used_lm)
             route = state.route = self.route(state.query, kbs)
+            if route.intent == "clarify" and history and not used_lm:
+                # Too vague alone, but said in a conversation: a follow-up that names nothing
+                # it points back at ("How much notice exactly?" after a question on visits).
+                state.query, used_lm = rewrite(self.lm, message, history, follow_up=True)
+                timings["rewrite_ms"] = elapsed_ms(t0)
+                route = state.route = self.route(state.query, kbs)
+            yield Rewritten(state.query, used_lm)
             probe = None
-            unsure = (
-                route.intent in ("chitchat", "clarify") and route.intent_confidence < PROBE_BELOW
+            # A question the router takes for small talk ("Do you offer teeth whitening?" over a
+            # dental practice's pages) is checked against the documents however sure it is.
+            asked = route.intent == "chitchat" and asks(state.query)
+            unsure = route.intent in ("chitchat", "clarify") and (
+                route.intent_confidence < PROBE_BELOW or asked
             )
             if unsure or route.intent == "out_of_scope":
                 if route.intent == "out_of_scope" and not kbs:
@@ -120,8 +131,9 @@ class DialogueManager:
                 # Out of scope is for questions the documents are not about at all: an unsure
                 # verdict ("找人替考被抓到了会怎么处理？" over a rulebook) gets the knowledge path,
                 # so at worst a refusal that shows the closest sources.
-                doubtful = route.intent == "out_of_scope" and (
-                    probe.on_topic or route.intent_confidence < PROBE_BELOW
+                doubtful = (asked and probe.on_topic) or (
+                    route.intent == "out_of_scope"
+                    and (probe.on_topic or route.intent_confidence < PROBE_BELOW)
                 )
                 if probe.passed or doubtful:
                     method = f"{route.method}+evidence"

@@ -61,6 +61,11 @@ _QUESTION = re.compile(
 )
 
 
+def asks(text: str) -> bool:
+    """Whether the text is a question (a question mark, 吗/呢/多少…, or a leading what/how/can…)."""
+    return _QUESTION.search(text) is not None
+
+
 def depends_on_history(message: str, history: History) -> bool:
     """True when the message cannot be understood without the conversation before it.
 
@@ -111,7 +116,7 @@ def plausible(candidate: str, message: str, history: History) -> bool:
         return False
     if detect_lang(candidate) != detect_lang(message):
         return False
-    if _QUESTION.search(message) and not _QUESTION.search(candidate):
+    if asks(message) and not asks(candidate):
         return False
     words = set(segment(candidate))
     own = {w for w in content_words(message) if w not in _POINTERS and not _ORDINAL.fullmatch(w)}
@@ -129,9 +134,12 @@ def _same(a: str, b: str) -> bool:
     return segment(a) == segment(b)
 
 
-def rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) -> tuple[str, bool]:
-    """(standalone query, whether the LM was asked)."""
-    if not depends_on_history(message, history):
+def rewrite(
+    lm: LM, message: str, history: History, max_new_tokens: int = 48, follow_up: bool = False
+) -> tuple[str, bool]:
+    """(standalone query, whether the LM was asked). `follow_up` says the message leans on the
+    conversation although `depends_on_history` found no sign of it ("How much notice exactly?")."""
+    if not (follow_up and history and message.strip()) and not depends_on_history(message, history):
         return message, False
     lang = detect_lang(message)
     recent = list(history[-4:])

@@ -6,6 +6,7 @@ the model so that each control path (refusal, chit-chat, stop, cancel, history, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 
@@ -210,6 +211,45 @@ def test_unsure_small_talk_verdict_with_strong_evidence_is_answered(
     assert reply.route.intent == "knowledge" and reply.route.method == "rule+evidence"
     assert any(isinstance(e, Retrieved) for e in events)
     assert not reply.refused and reply.citations and reply.citations[0].verified
+
+
+def test_a_vague_message_in_a_conversation_is_read_as_a_follow_up(
+    make_manager, scripted_lm, recording_router
+):
+    # "How many years exactly?" is too vague alone (the router says clarify) but not after a
+    # question about oxygen: it is rewritten with the conversation and answered.
+    class VagueAlone(recording_router):  # type: ignore[misc,valid-type]
+        def route(self, text: str):
+            route = super().route(text)
+            vague = "oxygen" not in text.lower()
+            intent = "clarify" if vague else "knowledge"
+            return dataclasses.replace(route, intent=intent, intent_confidence=0.95)
+
+    lm = scripted_lm([ANSWER, "When exactly did Carl Wilhelm Scheele discover oxygen?", ANSWER])
+    manager = make_manager(lm, VagueAlone())
+    run(manager, "s1", SCHEELE)
+    events = run(manager, "s1", "In which year exactly?")
+    reply = reply_of(events)
+    assert events[0] == Rewritten("When exactly did Carl Wilhelm Scheele discover oxygen?", True)
+    assert reply.route.intent == "knowledge" and not reply.refused
+    assert "1773" in reply.answer and reply.citations[0].verified
+    # Without a conversation the same message gets the clarifying question.
+    alone = reply_of(run(manager, "s2", "In which year exactly?"))
+    assert alone.route.intent == "clarify" and alone.answer.startswith("Could you say")
+
+
+def test_a_question_taken_for_small_talk_is_checked_against_the_documents(
+    make_manager, scripted_lm, recording_router
+):
+    # However sure the router is, a question whose documents are on its topic is not chatted
+    # about; small talk that asks something ("How are you today?") stays small talk.
+    lm = scripted_lm([ANSWER, "I'm well, thank you!"])
+    manager = make_manager(lm, recording_router("chitchat", "general", 0.99))
+    reply = reply_of(run(manager, "s1", SCHEELE))
+    assert reply.route.intent == "knowledge" and "1773" in reply.answer
+    chat = reply_of(run(manager, "s2", "How are you today?"))
+    assert chat.route.intent == "chitchat" and chat.answer == "I'm well, thank you!"
+    assert chat.sources == ()
 
 
 def test_unsure_small_talk_without_evidence_stays_small_talk(

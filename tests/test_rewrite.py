@@ -75,6 +75,17 @@ def test_standalone_message_never_calls_the_lm(scripted_lm):
     assert lm.calls == [] and lm.replies == ["this reply must stay in the queue"]
 
 
+def test_a_follow_up_without_pointers_is_rewritten_when_told(scripted_lm):
+    # "How much notice exactly?" names nothing it points back at; the dialogue manager says it is
+    # a follow-up when the router finds it too vague alone (tests/test_dialogue.py).
+    lm = scripted_lm(["Who else discovered oxygen besides Carl Wilhelm Scheele?"])
+    assert rewrite(lm, "Who else discovered it exactly?", OXYGEN, follow_up=True) == (
+        "Who else discovered oxygen besides Carl Wilhelm Scheele?",
+        True,
+    )
+    assert rewrite(lm, "Who else?", [], follow_up=True) == ("Who else?", False)
+
+
 def test_plausible_rewrite_is_used(scripted_lm):
     lm = scripted_lm(['"Who else discovered oxygen besides Carl Wilhelm Scheele?"\nExtra line.'])
     query, used_lm = rewrite(lm, "And who else discovered it?", OXYGEN)
