@@ -49,6 +49,13 @@ _POINTER_TEXT = (
     "呢 个 第一 第二 第三"
 )
 _POINTERS = frozenset(_POINTER_TEXT.split())
+# Words that say nothing of what is asked about: neither the message's own words a rewrite must
+# keep nor words it took from the conversation ("What if I get injured?" is not kept by "How can
+# I get a refund for my car?", which shares "i", "get" and "can" with the conversation).
+_PLAIN = frozenset(
+    "i me my mine you your yours we us our can could would should may might must shall get got "
+    "go make much many just really please want need know tell 我 你 我们 你们 能 可以 要 会".split()
+)
 _ORDINAL = re.compile(r"第?[一二三四五六七八九十]+[个种条项点]?")  # "第二个" may become "第二种"
 _MARKER = re.compile(r"[\[【]\d{1,2}[\]】]")
 # A question stays a question: "那我买的是海鲜呢，也能退吗？" rewritten "你可以看到，我买的是海鲜！"
@@ -119,11 +126,12 @@ def plausible(candidate: str, message: str, history: History) -> bool:
     if asks(message) and not asks(candidate):
         return False
     words = set(segment(candidate))
-    own = {w for w in content_words(message) if w not in _POINTERS and not _ORDINAL.fullmatch(w)}
+    plain = _POINTERS | _PLAIN
+    own = {w for w in content_words(message) if w not in plain and not _ORDINAL.fullmatch(w)}
     if own and len(own & words) < len(own) / 2:
         return False
     asked = {w for role, text in history if role == "user" for w in content_words(text)}
-    added = (words & asked) - set(segment(message)) - _POINTERS
+    added = (words & asked) - set(segment(message)) - plain
     answers = [text.strip() for role, text in history if role == "assistant"]
     # An earlier question asked again drops what the new message asks.
     again = any(_same(candidate, text) for role, text in history if role == "user")

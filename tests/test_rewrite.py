@@ -86,6 +86,19 @@ def test_a_follow_up_without_pointers_is_rewritten_when_told(scripted_lm):
     assert rewrite(lm, "Who else?", [], follow_up=True) == ("Who else?", False)
 
 
+def test_a_rewrite_sharing_only_plain_words_is_no_rewrite():
+    # Seen asking a gym's membership terms: "What if I get injured?" became "How can I get a
+    # refund for my car?", passing on "i", "get" and "can".
+    history = [
+        ("user", "Can I cancel my annual membership?"),
+        ("assistant", "Yes, within 14 days."),
+    ]
+    assert not plausible("How can I get a refund for my car?", "What if I get injured?", history)
+    assert plausible(
+        "Can I cancel my annual membership if I get injured?", "What if I get injured?", history
+    )
+
+
 def test_plausible_rewrite_is_used(scripted_lm):
     lm = scripted_lm(['"Who else discovered oxygen besides Carl Wilhelm Scheele?"\nExtra line.'])
     query, used_lm = rewrite(lm, "And who else discovered it?", OXYGEN)
