@@ -131,9 +131,11 @@ class DialogueManager:
                 # Out of scope is for questions the documents are not about at all: an unsure
                 # verdict ("找人替考被抓到了会怎么处理？" over a rulebook) gets the knowledge path,
                 # so at worst a refusal that shows the closest sources.
-                doubtful = (asked and probe.on_topic) or (
-                    route.intent == "out_of_scope"
-                    and (probe.on_topic or route.intent_confidence < PROBE_BELOW)
+                # So does a question the router is not sure is small talk: the closest sources
+                # serve the user better than the model's chat ("Can I bring my friend along?"
+                # over a gym's terms got "I'm sorry for your loss, but as a document-sharing AI…").
+                doubtful = (asked or route.intent == "out_of_scope") and (
+                    probe.on_topic or route.intent_confidence < PROBE_BELOW
                 )
                 if probe.passed or doubtful:
                     method = f"{route.method}+evidence"

@@ -250,6 +250,12 @@ def test_a_question_taken_for_small_talk_is_checked_against_the_documents(
     chat = reply_of(run(manager, "s2", "How are you today?"))
     assert chat.route.intent == "chitchat" and chat.answer == "I'm well, thank you!"
     assert chat.sources == ()
+    # Not sure it is small talk and nothing answers it: a refusal with the closest sources.
+    unsure = make_manager(
+        scripted_lm(["must not be used"]), recording_router("chitchat", "general", 0.6)
+    )
+    reply = reply_of(run(unsure, "s3", "Can I bring my friend along?"))
+    assert reply.route.intent == "knowledge" and reply.refused and reply.sources
 
 
 def test_unsure_small_talk_without_evidence_stays_small_talk(
