@@ -36,7 +36,7 @@ from agent.generate import stream_answer
 from agent.grounding import ground
 from agent.protocols import LM, CancelToken
 from agent.refusal import REFUSAL
-from agent.rewrite import asks, rewrite
+from agent.rewrite import asks, lm_rewrite, rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import usable
 from agent.state import DialogueStore
@@ -196,6 +196,8 @@ class DialogueManager:
         decision: GateDecision | None = None,
     ) -> Iterator[Event]:
         decision = decision or self._find(state, route, filters, timings, t0)
+        if not decision.passed and history and state.query == state.message:
+            decision = self._as_follow_up(state, route, history, filters, timings, t0) or decision
         hits = state.hits
         yield Retrieved(hits)
         if not decision.passed:
@@ -217,6 +219,28 @@ class DialogueManager:
         yield from stream_answer(self.lm, self.config, state, messages, rules, cancel, timings, t0)
         if not state.interrupted:
             state.final, state.citations, state.refused = self._ground(state, hits, rules, decision)
+
+    def _as_follow_up(
+        self,
+        state: TurnState,
+        route: Route,
+        history: list[tuple[str, str]],
+        filters: Filters | None,
+        timings: dict[str, float],
+        t0: float,
+    ) -> GateDecision | None:
+        """A question the documents do not answer alone, asked in a conversation, may lean on it
+        without a word that says so ("Can we pay in parts?" after the cost of a school trip): it
+        is asked again as the model rewrites it, when the rewrite passes its checks and answers."""
+        query = lm_rewrite(self.lm, state.message, history)
+        if query is None:
+            return None
+        trial = dataclasses.replace(state, query=query)
+        decision = self._find(trial, route, filters, timings, t0)
+        if not decision.passed:
+            return None
+        state.query, state.hits, state.route = query, trial.hits, trial.route
+        return decision
 
     def _find(
         self,

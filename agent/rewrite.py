@@ -52,10 +52,11 @@ _POINTERS = frozenset(_POINTER_TEXT.split())
 # Words that say nothing of what is asked about: neither the message's own words a rewrite must
 # keep nor words it took from the conversation ("What if I get injured?" is not kept by "How can
 # I get a refund for my car?", which shares "i", "get" and "can" with the conversation).
-_PLAIN = frozenset(
+_PLAIN_TEXT = (
     "i me my mine you your yours we us our can could would should may might must shall get got "
-    "go make much many just really please want need know tell 我 你 我们 你们 能 可以 要 会".split()
+    "go make much many just really please want need know tell 我 你 我们 你们 能 可以 要 会"
 )
+_PLAIN = frozenset(_PLAIN_TEXT.split())
 _ORDINAL = re.compile(r"第?[一二三四五六七八九十]+[个种条项点]?")  # "第二个" may become "第二种"
 _MARKER = re.compile(r"[\[【]\d{1,2}[\]】]")
 # A question stays a question: "那我买的是海鲜呢，也能退吗？" rewritten "你可以看到，我买的是海鲜！"
@@ -149,17 +150,23 @@ def rewrite(
     conversation although `depends_on_history` found no sign of it ("How much notice exactly?")."""
     if not (follow_up and history and message.strip()) and not depends_on_history(message, history):
         return message, False
-    lang = detect_lang(message)
+    candidate = lm_rewrite(lm, message, history, max_new_tokens)
+    if candidate is not None:
+        return candidate, True
+    joiner = "" if detect_lang(message) == "zh" else " "
+    return f"{last_user_question(history)}{joiner}{message}".strip(), True
+
+
+def lm_rewrite(lm: LM, message: str, history: History, max_new_tokens: int = 48) -> str | None:
+    """The model's standalone form of the message; None when it fails `plausible` or the history
+    is too long to rewrite with."""
     recent = list(history[-4:])
-    prompt = render("rewrite", lang, history=recent, message=message)
+    prompt = render("rewrite", detect_lang(message), history=recent, message=message)
     try:
         messages = fit_prompt([{"role": "user", "content": prompt}], lm, max_new_tokens)
     except PromptTooLongError:
-        return message, False  # the history is too long to rewrite with: searched as it is
+        return None
     text = "".join(lm.stream(messages, max_new_tokens=max_new_tokens))
     lines = [line.strip(" \"'“”") for line in text.strip().splitlines() if line.strip()]
     candidate = _ROLE_LABEL.sub("", lines[0]) if lines else ""
-    if plausible(candidate, message, recent):
-        return candidate, True
-    joiner = "" if lang == "zh" else " "
-    return f"{last_user_question(history)}{joiner}{message}".strip(), True
+    return candidate if plausible(candidate, message, recent) else None

@@ -238,6 +238,21 @@ def test_a_vague_message_in_a_conversation_is_read_as_a_follow_up(
     assert alone.route.intent == "clarify" and alone.answer.startswith("Could you say")
 
 
+def test_a_question_refused_alone_is_asked_again_as_a_follow_up(make_manager, scripted_lm):
+    # "In which year exactly?" names nothing it points back at and answers nothing alone; the
+    # model's rewrite with the conversation does. A rewrite that still answers nothing is refused.
+    rewritten = "When exactly did Carl Wilhelm Scheele discover oxygen?"
+    lm = scripted_lm([ANSWER, rewritten, ANSWER, "Does the oxygen laboratory have a sauna?"])
+    manager = make_manager(lm)
+    run(manager, "s1", SCHEELE)
+    reply = reply_of(run(manager, "s1", "In which year exactly?"))
+    assert reply.rewritten_query == rewritten and not reply.refused
+    assert "1773" in reply.answer and reply.citations[0].verified
+    refused = reply_of(run(manager, "s1", "Do you have a sauna?"))
+    assert refused.refused and refused.rewritten_query == "Do you have a sauna?"
+    assert lm.replies == []  # the model was asked to rewrite, not to answer
+
+
 def test_a_question_taken_for_small_talk_is_checked_against_the_documents(
     make_manager, scripted_lm, recording_router
 ):
