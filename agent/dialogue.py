@@ -235,11 +235,13 @@ class DialogueManager:
         query = lm_rewrite(self.lm, state.message, history)
         if query is None:
             return None
-        trial = dataclasses.replace(state, query=query)
-        decision = self._find(trial, route, filters, timings, t0)
+        # A retry that does not answer leaves the turn, and the timings it reports, as they were.
+        trial, trial_timings = dataclasses.replace(state, query=query), dict(timings)
+        decision = self._find(trial, route, filters, trial_timings, t0)
         if not decision.passed:
             return None
         state.query, state.hits, state.route = query, trial.hits, trial.route
+        timings.update(trial_timings)
         return decision
 
     def _find(

@@ -250,6 +250,9 @@ def test_a_question_refused_alone_is_asked_again_as_a_follow_up(make_manager, sc
     assert "1773" in reply.answer and reply.citations[0].verified
     refused = reply_of(run(manager, "s1", "Do you have a sauna?"))
     assert refused.refused and refused.rewritten_query == "Do you have a sauna?"
+    alone = reply_of(run(make_manager(scripted_lm()), "s2", "Do you have a sauna?"))
+    # The failed retry's search is not what the turn reports.
+    assert refused.timings["gate_strength"] == alone.timings["gate_strength"]
     assert lm.replies == []  # the model was asked to rewrite, not to answer
 
 
