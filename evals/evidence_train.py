@@ -43,6 +43,8 @@ class Example:
     answerable: bool
     test: bool
     source: str  # the evaluation set
+    question: str = ""
+    sentences: tuple[str, ...] = ()  # the candidate sentences, rows of x
 
 
 def _norm(text: str) -> str:
@@ -79,7 +81,9 @@ def _example(
     cos = scorer.sentence_vectors([c.sentence for c in cands]) @ q
     wanted = [_norm(a) for a in answers if a.strip()]
     y = np.array([any(a in _norm(c.sentence) for a in wanted) for c in cands], dtype=np.int8)
-    return Example(features(question, cands, cos), y, cos, bool(wanted), test, source)
+    x = features(question, cands, cos)
+    sentences = tuple(c.sentence for c in cands)
+    return Example(x, y, cos, bool(wanted), test, source, question, sentences)
 
 
 def xquad(scorer: SupportScorer, folder: Path) -> list[Example]:
