@@ -139,14 +139,18 @@ def quantities(text: str) -> list[Quantity]:
     >>> [(q.value, q.unit) for q in quantities("Once agreed, it rises once a year, twice at most")]
     [(1.0, 'times')]
     """
-    text = unicodedata.normalize("NFKC", text)
-    found: list[tuple[int, Quantity]] = []
+    return [q for _, _, q in located_quantities(unicodedata.normalize("NFKC", text))]
+
+
+def located_quantities(text: str) -> list[tuple[int, int, Quantity]]:
+    """`quantities` with where each stands in `text` (start, end), in order; `text` as given."""
+    found: list[tuple[int, int, Quantity]] = []
     taken: list[tuple[int, int]] = []
     for m in _TIME.finditer(text):
         hour = int(m.group(1))
         if (m.group(3) or "").lower().startswith("p"):
             hour = hour % 12 + 12
-        found.append((m.start(), Quantity(float(hour * 60 + int(m.group(2))), "time")))
+        found.append((m.start(), m.end(), Quantity(float(hour * 60 + int(m.group(2))), "time")))
         taken.append(m.span())
     for m in _NUMBER.finditer(text):
         if any(a <= m.start() < b for a, b in taken):
@@ -158,15 +162,15 @@ def quantities(text: str) -> list[Quantity]:
         wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
         unit_word = m.group("unit")
         if not unit_word and _FREQUENCY.match(text, m.end()) and num.lower() in ("once", "twice"):
-            found.append((m.start(), Quantity(float(_EN_WORDS[num.lower()]), "times")))
+            found.append((m.start(), m.end(), Quantity(float(_EN_WORDS[num.lower()]), "times")))
             continue
         if value is None or (wordy and not unit_word):
             continue
         if num == "一" and text[m.start() - 1 : m.start()] in _DETERMINERS:
             continue
         unit, factor = _UNITS.get((m.group("unit") or "").lower(), ("", 1.0))
-        found.append((m.start(), Quantity(value * factor, unit)))
-    return [q for _, q in sorted(found, key=lambda pair: pair[0])]
+        found.append((m.start(), m.end(), Quantity(value * factor, unit)))
+    return sorted(found, key=lambda item: item[0])
 
 
 def negated(text: str) -> bool:
