@@ -1,6 +1,6 @@
 """Opposite words: a claim that says "open" where the sentence supporting it says "closed".
 
-Negation (agent/claims.py) catches "is not open" against "is open"; it cannot see "The library
+Negation (agent/negation.py) catches "is not open" against "is open"; it cannot see "The library
 is open on Sunday" against "It is closed on Sunday", which share every content word but the one
 that answers the question. A claim clause using one side of an opposite pair contradicts its
 support when a support clause uses the other side about the same thing (a content word in

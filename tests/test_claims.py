@@ -4,7 +4,8 @@ answers that only restate the question (agent/claims.py, agent/citations.py `sup
 import pytest
 
 from agent.citations import SupportScorer, verify
-from agent.claims import check_claim, negated, quantities
+from agent.claims import check_claim, quantities
+from agent.negation import negated
 from retrieval.types import Hit
 
 
