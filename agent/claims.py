@@ -5,154 +5,28 @@ wrong ("…is 100mg" against a leaflet that says 4,000 mg). Support scores (agen
 cannot see that; this module can: a claim verifies only when every quantity it states occurs in
 the passage sentence that supports it, after normalisation (4,000 mg = 4000 mg = 4 g;
 二个月 = 两个月 = 2个月; 七日 = 7天; 18:30), its negation matches that sentence's, and the names it
-mentions occur in the passage, and it does not say the opposite of it ("open" against "closed":
-agent/antonyms.py).
+mentions occur in the passage, it does not say the opposite of it ("open" against "closed":
+agent/antonyms.py), and a number it says for some days is stated for those days (agent/days.py).
+Numbers are read by agent/quantities.py, negations by agent/negation.py.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from agent.antonyms import opposite
+from agent.days import other_days
 from agent.negation import negation_differs
+from agent.quantities import quantities
 
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
-_ZH_DIGITS.update({"七": 7, "八": 8, "九": 9})
-_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
-_ZH_BIG = {"万": 10_000, "亿": 100_000_000}
-_EN_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000, "twice": 2,
-    "once": 1, "half": 0.5,
-}  # fmt: skip
-# Unit words, longest first, each mapped to (canonical unit, factor to it).
-_UNITS: dict[str, tuple[str, float]] = {
-    "mg": ("mg", 1), "毫克": ("mg", 1), "milligrams": ("mg", 1), "milligram": ("mg", 1),
-    "g": ("mg", 1000), "克": ("mg", 1000), "grams": ("mg", 1000), "gram": ("mg", 1000),
-    "kg": ("mg", 1e6), "公斤": ("mg", 1e6), "千克": ("mg", 1e6), "ml": ("ml", 1), "毫升": ("ml", 1),
-    "l": ("ml", 1000), "升": ("ml", 1000), "mmhg": ("mmhg", 1), "%": ("%", 1), "percent": ("%", 1),
-    "天": ("day", 1), "日": ("day", 1), "days": ("day", 1), "day": ("day", 1),
-    "周": ("week", 1), "星期": ("week", 1), "weeks": ("week", 1), "week": ("week", 1),
-    "个月": ("month", 1), "月": ("month", 1), "months": ("month", 1), "month": ("month", 1),
-    "年": ("year", 1), "years": ("year", 1), "year": ("year", 1),
-    "小时": ("hour", 1), "hours": ("hour", 1), "hour": ("hour", 1), "h": ("hour", 1),
-    "分钟": ("minute", 1), "minutes": ("minute", 1), "minute": ("minute", 1), "min": ("minute", 1),
-    "岁": ("age", 1), "倍": ("times", 1), "times": ("times", 1), "元": ("yuan", 1),
-    "次": ("times", 1), "°c": ("celsius", 1), "degrees": ("celsius", 1),
-}  # fmt: skip
-_UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
-_ZH_NUM = "[零〇一二两三四五六七八九十百千万亿]+"
-_EN_NUM = r"\b(?:" + "|".join(_EN_WORDS) + r")\b"
-_TIME = re.compile(r"(?<![\d.])([01]?\d|2[0-3])[:：]([0-5]\d)(?!\d)\s*(am|pm|a\.m\.|p\.m\.)?", re.I)
-_NUMBER = re.compile(
-    rf"(?P<num>(?<!\d)(?<!\d[.,])\d+(?:[,，]\d{{3}})*(?:\.\d+)?(?![\d])|{_ZH_NUM}|{_EN_NUM})"
-    rf"(?:\s*(?:个|-)?\s*(?P<unit>{_UNIT_RE})(?![a-z]))?",
-    re.IGNORECASE,
-)
-# Words with a negating character that negate nothing ("不仅", "无论", "无理由退货"), and bounds
-# ("不得超过", "no more than", "not exceed"): "at most 4 g" says what "not more than 4 g" says.
-_DETERMINERS = frozenset("哪同每某这那任")
 # A capitalised word not at the start of the sentence: a name the passage must also contain.
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z]{2,}")
 # A question that asks who is answered by another name; any other question about a name is
 # answered about that name, or through a pronoun that stands for it.
 _ASKS_WHO = re.compile(r"^\s*(?:who|whom|whose)\b|谁", re.I)
 _PRONOUN = re.compile(r"\b(?:it|its|he|his|him|she|her|they|their|them|this|these)\b", re.I)
-# "once a year", "twice per day": a frequency ("Once you have agreed…" is not one).
-_FREQUENCY = re.compile(r"\s+(?:a|an|per|every|each|in|daily|weekly|monthly|yearly)\b", re.I)
 _SELF_CONTRADICTION = re.compile(r"(.{2,12}?)[，,]\s*(?:不|并不|不是|不是很)(?:是)?\1")
-
-
-@dataclass(frozen=True)
-class Quantity:
-    value: float
-    unit: str  # canonical unit ("mg", "day", "time" for clock times), "" for a bare number
-
-    def matches(self, other: Quantity) -> bool:
-        if abs(self.value - other.value) > 1e-6 * max(1.0, abs(self.value)):
-            return False
-        return not self.unit or not other.unit or self.unit == other.unit
-
-
-def zh_number(text: str) -> float | None:
-    """The value of a Chinese numeral, None when it is not one.
-
-    >>> zh_number("三十"), zh_number("两"), zh_number("一百零五"), zh_number("十二万")
-    (30.0, 2.0, 105.0, 120000.0)
-    """
-    total, section, digit = 0.0, 0.0, None
-    for ch in text:
-        if ch in _ZH_DIGITS:
-            digit = _ZH_DIGITS[ch]
-        elif ch in _ZH_UNITS:
-            section += (1 if digit is None else digit) * _ZH_UNITS[ch]
-            digit = None
-        elif ch in _ZH_BIG:
-            total += (section + (digit or 0)) * _ZH_BIG[ch]
-            section, digit = 0.0, None
-        else:
-            return None
-    return total + section + (digit or 0)
-
-
-def _value(num: str) -> float | None:
-    word = num.lower()
-    if word in _EN_WORDS:
-        return float(_EN_WORDS[word])
-    if num[0].isdigit():
-        return float(num.replace(",", "").replace("，", ""))
-    return zh_number(num)
-
-
-def quantities(text: str) -> list[Quantity]:
-    """Every number of `text` with its canonical unit, and clock times as minutes of the day.
-
-    >>> [(q.value, q.unit) for q in quantities("每次 500 mg，24小时不超过4,000毫克，18:30 前")]
-    [(500.0, 'mg'), (24.0, 'hour'), (4000.0, 'mg'), (1110.0, 'time')]
-    >>> [(q.value, q.unit) for q in quantities("提前三十日或两个月")]
-    [(30.0, 'day'), (2.0, 'month')]
-    >>> quantities("是哪一年？同一天。")
-    []
-    >>> [(q.value, q.unit) for q in quantities("可以参加一次补考，次日公布；体温37.3℃")]
-    [(1.0, 'times'), (37.3, 'celsius')]
-    >>> [(q.value, q.unit) for q in quantities("Once agreed, it rises once a year, twice at most")]
-    [(1.0, 'times')]
-    """
-    return [q for _, _, q in located_quantities(unicodedata.normalize("NFKC", text))]
-
-
-def located_quantities(text: str) -> list[tuple[int, int, Quantity]]:
-    """`quantities` with where each stands in `text` (start, end), in order; `text` as given."""
-    found: list[tuple[int, int, Quantity]] = []
-    taken: list[tuple[int, int]] = []
-    for m in _TIME.finditer(text):
-        hour = int(m.group(1))
-        if (m.group(3) or "").lower().startswith("p"):
-            hour = hour % 12 + 12
-        found.append((m.start(), m.end(), Quantity(float(hour * 60 + int(m.group(2))), "time")))
-        taken.append(m.span())
-    for m in _NUMBER.finditer(text):
-        if any(a <= m.start() < b for a, b in taken):
-            continue
-        num = m.group("num")
-        value = _value(num)
-        # A lone 一/三 or "one" without a unit is a word (一般, 三方, "no one"), not a quantity;
-        # nor is 一 after 哪/同/每/某/这/那 (哪一年 "which year", 同一天 "the same day").
-        wordy = not num[0].isdigit() and (len(num) == 1 or num.lower() in _EN_WORDS)
-        unit_word = m.group("unit")
-        if not unit_word and _FREQUENCY.match(text, m.end()) and num.lower() in ("once", "twice"):
-            found.append((m.start(), m.end(), Quantity(float(_EN_WORDS[num.lower()]), "times")))
-            continue
-        if value is None or (wordy and not unit_word):
-            continue
-        if num == "一" and text[m.start() - 1 : m.start()] in _DETERMINERS:
-            continue
-        unit, factor = _UNITS.get((m.group("unit") or "").lower(), ("", 1.0))
-        found.append((m.start(), m.end(), Quantity(value * factor, unit)))
-    return sorted(found, key=lambda item: item[0])
 
 
 def names(text: str) -> set[str]:
@@ -218,6 +92,9 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
     for q in quantities(claim):
         if not any(q.matches(s) for s in stated):
             return ClaimCheck(False, f"number {q.value:g}{q.unit} not in the supporting sentence")
+    wrong_days = other_days(claim, support)
+    if wrong_days:
+        return ClaimCheck(False, f"{wrong_days} is for other days in the supporting sentence")
     if negation_differs(claim, support, question):
         return ClaimCheck(False, "negation differs")
     if opposite(claim, support):

@@ -1,12 +1,12 @@
 """Which days a number belongs to: "Friday 8:00 to 15:00" is not "Friday 8:00 to 18:00".
 
-The claim check (agent/claims.py) finds every number of a claim in its supporting sentence, but
-opening hours and timetables state the same numbers for different days: "The practice is open on
-Fridays from 8:00 to 18:00" verified against "Monday to Thursday 8:00-18:00, Friday 8:00-15:00"
-(seen asking our own dental-practice page, docs/EVALS.md). Here a number, or a range of them
-("8:00-18:00", "8:00至12:00"), belongs to the nearest day expression in its clause ("Monday to
-Thursday", "weekends", 周一至周五, 工作日, 节假日), and a claim's number bound to days must be bound
-to those days, or to none, where the supporting sentence states it.
+The claim check (agent/claims.py, which calls `other_days`) finds every number of a claim in
+its supporting sentence, but opening hours and timetables state the same numbers for different
+days: "The practice is open on Fridays from 8:00 to 18:00" verified against "Monday to Thursday
+8:00-18:00, Friday 8:00-15:00" (seen asking our own dental-practice page, docs/EVALS.md). Here a
+number, or a range of them ("8:00-18:00", "8:00至12:00"), belongs to the nearest day expression in
+its clause ("Monday to Thursday", "weekends", 周一至周五, 工作日, 节假日), and a claim's number
+bound to days must be bound to those days, or to none, where the supporting sentence states it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from agent.claims import Quantity, located_quantities
+from agent.quantities import Quantity, located_quantities
 
 _EN_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ZH_DAY = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
@@ -50,7 +50,7 @@ def _days(m: re.Match[str]) -> frozenset[int]:
         return _GROUPS[key]
     first = _day(m.group("a"))
     last = _day(m.group("b")) if m.group("b") else first
-    return frozenset(range(first, last + 1)) if first <= last else frozenset({first, last})
+    return frozenset((first + i) % 7 for i in range((last - first) % 7 + 1))  # "Friday to Monday"
 
 
 def bound(text: str) -> list[tuple[Quantity, frozenset[int]]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.citations import SupportScorer, strip_markers
-from agent.claims import quantities
+from agent.quantities import quantities
 from retrieval.lexical import content_words, segment
 from retrieval.sentences import split_sentences
 from retrieval.types import Hit

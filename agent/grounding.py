@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.citations import SupportScorer, citation, strip_markers, verify, with_markers
-from agent.claims import quantities
 from agent.evidence import Evidence, asks_number
 from agent.gate import GateDecision
+from agent.quantities import quantities
 from agent.refusal import REFUSAL, is_refusal
 from agent.types import Citation
 from retrieval.sentences import split_sentences

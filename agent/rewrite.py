@@ -146,8 +146,10 @@ def _same(a: str, b: str) -> bool:
 def rewrite(
     lm: LM, message: str, history: History, max_new_tokens: int = 48, follow_up: bool = False
 ) -> tuple[str, bool]:
-    """(standalone query, whether the LM was asked). `follow_up` says the message leans on the
-    conversation although `depends_on_history` found no sign of it ("How much notice exactly?")."""
+    """(standalone query, whether it was rewritten). `follow_up` says the message leans on the
+    conversation although `depends_on_history` found no sign of it ("How much notice exactly?").
+    When the model's rewrite fails `plausible`, or the history is too long to rewrite with, the
+    previous question and the message together are the query."""
     if not (follow_up and history and message.strip()) and not depends_on_history(message, history):
         return message, False
     candidate = lm_rewrite(lm, message, history, max_new_tokens)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from agent.citations import SupportConfig, markers, strip_markers, supports
-from agent.claims import quantities
+from agent.quantities import quantities
 from retrieval.sentences import split_sentences
 
 

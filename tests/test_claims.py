@@ -4,8 +4,9 @@ answers that only restate the question (agent/claims.py, agent/citations.py `sup
 import pytest
 
 from agent.citations import SupportScorer, verify
-from agent.claims import check_claim, quantities
+from agent.claims import check_claim
 from agent.negation import negated
+from agent.quantities import quantities
 from retrieval.types import Hit
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.citations import SupportScorer, verify
+from agent.claims import check_claim
 from agent.days import bound, other_days
 from retrieval.types import Hit
 
@@ -34,6 +35,17 @@ HOURS = (
 )
 def test_a_number_belongs_to_its_days(claim: str, support: str, wrong: str | None) -> None:
     assert other_days(claim, support) == wrong
+
+
+def test_a_day_range_may_run_over_the_weekend() -> None:
+    (_, days), *_ = bound("Friday to Monday 10:00-16:00")
+    assert sorted(days) == [0, 4, 5, 6]
+    assert other_days("Open Tuesdays 10:00-16:00.", "Friday to Monday 10:00-16:00") == "10:00"
+
+
+def test_the_claim_check_names_the_days() -> None:
+    check = check_claim("Open on Fridays from 8:00 to 18:00.", HOURS, HOURS)
+    assert not check.ok and check.reason == "18:00 is for other days in the supporting sentence"
 
 
 def test_a_range_belongs_to_the_nearest_days_in_its_clause() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.rewrite import depends_on_history, plausible, rewrite
+from agent.rewrite import depends_on_history, last_user_question, plausible, rewrite
 
 FLU = [
     ("user", "What are the symptoms of flu in adults?"),
@@ -176,3 +176,11 @@ def test_a_rewrite_that_no_longer_asks_is_refused(scripted_lm):
     assert query == "网上买的东西多少天内可以无理由退货？那我买的是海鲜呢，也能退吗？"
     asked = scripted_lm(["网上买的海鲜我也能退吗？"])
     assert rewrite(asked, "那我买的是海鲜呢，也能退吗？", SEAFOOD)[0] == "网上买的海鲜我也能退吗？"
+
+
+def test_a_history_too_long_to_rewrite_with_falls_back_to_the_last_question(scripted_lm):
+    lm = scripted_lm(["never asked"])
+    lm.max_positions = 60  # the rewrite prompt does not fit: the model is not asked
+    query, _ = rewrite(lm, "And who else discovered it?", OXYGEN)
+    assert query == f"{last_user_question(OXYGEN)} And who else discovered it?"
+    assert lm.replies == ["never asked"]
