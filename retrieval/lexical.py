@@ -16,7 +16,6 @@ import logging
 import re
 import threading
 import unicodedata
-from typing import Any
 
 # Stored in each knowledge base: text indexed under another version is re-segmented on open.
 VERSION = "1"
@@ -91,21 +90,23 @@ def stemmed(words: list[str]) -> list[str]:
     >>> stemmed(["contracts", "terminated", "café", "合同"])
     ['contract', 'termin', 'cafe', '合同']
     """
-    global _stemmer
-    if _stemmer is None:
+    stemmer = getattr(_stemmers, "porter", None)
+    if stemmer is None:
         import snowballstemmer
 
-        _stemmer = snowballstemmer.stemmer("porter")
+        stemmer = _stemmers.porter = snowballstemmer.stemmer("porter")
     plain = [
         "".join(c for c in unicodedata.normalize("NFKD", w) if not unicodedata.combining(c))
         if not _CJK_RUN.search(w)
         else w
         for w in words
     ]
-    return list(_stemmer.stemWords(plain))
+    return list(stemmer.stemWords(plain))
 
 
-_stemmer: Any = None
+# A snowball stemmer keeps the word it is working on in itself: one shared by a search and an
+# ingest stems half of one word into the other ("string index out of range"). One per thread.
+_stemmers = threading.local()
 
 
 def match_query(query: str) -> str | None:

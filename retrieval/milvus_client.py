@@ -158,6 +158,12 @@ def _clip(text: str) -> str:
 
 def connect(target: MilvusTarget) -> Any:
     try:
+        # pymilvus imports these on a search's or insert's first use; two threads doing that at
+        # once (a search beside an ingest) deadlock on the import lock or see a half-imported
+        # scipy ("no attribute 'lil_array'"), so they are imported here, before any thread runs.
+        import pymilvus.client.entity_helper
+        import pymilvus.client.field_data_extractors  # noqa: F401
+        import scipy.sparse  # noqa: F401
         from pymilvus import MilvusClient
     except ImportError:
         raise RetrievalError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -84,3 +85,13 @@ def test_fts_operators_in_queries_are_plain_words(fts: sqlite3.Connection) -> No
 
 def test_stored_text_keeps_stopwords(fts: sqlite3.Connection) -> None:
     assert sorted(_search(fts, "by")) == [1, 3]
+
+
+def test_stemming_from_many_threads_at_once_gives_each_its_own_words() -> None:
+    # A search stems its query while an ingest stems passages (Milvus's BM25 field); a shared
+    # snowball stemmer mixed their words up or raised IndexError.
+    words = [f"{w}{i}ing" for i, w in enumerate(["contract", "terminat", "notic", "agree"] * 50)]
+    expected = lexical.stemmed(words)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: lexical.stemmed(words), range(200)))
+    assert all(r == expected for r in results)
