@@ -134,8 +134,10 @@ class DialogueManager:
                 # So does a question the router is not sure is small talk: the closest sources
                 # serve the user better than the model's chat ("Can I bring my friend along?"
                 # over a gym's terms got "I'm sorry for your loss, but as a document-sharing AI…").
+                # And a question put to knowledge bases the user chose ("Do you offer
+                # acupuncture?" to a clinic's pages) is for them, not for chat.
                 doubtful = (asked or route.intent == "out_of_scope") and (
-                    probe.on_topic or route.intent_confidence < PROBE_BELOW
+                    probe.on_topic or route.intent_confidence < PROBE_BELOW or (asked and bool(kbs))
                 )
                 if probe.passed or doubtful:
                     method = f"{route.method}+evidence"

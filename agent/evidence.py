@@ -54,7 +54,7 @@ FEATURES = (
     "rank",
     "first",
 )
-_ASKS_NUMBER = re.compile(
+ASKS_NUMBER = re.compile(
     r"\bhow (?:many|much|long|late|early|often|old|far|soon|big|high|large)\b|"
     r"\bwhat (?:year|time|age|percentage|date|amount|dose|is the (?:maximum|minimum|limit))\b|"
     r"\bwhen\b|\bwhich year\b|\bwithin how\b|\bmaximum\b|\bminimum\b|\btemperature\b|"
@@ -65,7 +65,7 @@ _ASKS_NUMBER = re.compile(
     r"人数|时间|日期|金额|比例",
     re.IGNORECASE,
 )
-_ASKS_LIMIT = re.compile(
+ASKS_LIMIT = re.compile(
     r"\b(?:at most|maximum|max|most|minimum|at least|limit|up to|longest|latest|earliest)\b|"
     r"最多|最长|最高|最低|最少|至少|上限|下限|不超过|最晚|最早",
     re.IGNORECASE,
@@ -167,7 +167,7 @@ def asks_number(question: str) -> bool:
     >>> asks_number("What temperature should I keep the tablets at?")
     True
     """
-    return _ASKS_NUMBER.search(question) is not None
+    return ASKS_NUMBER.search(question) is not None
 
 
 def _bigrams(text: str) -> set[str]:
@@ -207,7 +207,7 @@ def features(question: str, cands: Sequence[Candidate], cosines: np.ndarray) -> 
     q_words = set(content_words(question))
     q_bigrams = _bigrams(question)
     wants = asks_number(question)
-    limit = _ASKS_LIMIT.search(question) is not None
+    limit = ASKS_LIMIT.search(question) is not None
     units = set().union(*(u for p, u in _WANTS_UNITS if re.search(p, question, re.IGNORECASE)))
     rows = []
     for c, cos in zip(cands, cosines, strict=True):

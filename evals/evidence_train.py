@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from agent.citations import SupportScorer
-from agent.evidence import MODEL_PATH, EvidenceModel, candidates, features
+from agent.evidence import MODEL_PATH, Candidate, EvidenceModel, candidates, features
 from evals.sets import load_set
+from evals.short_questions import shorten
 from retrieval.types import Hit
 
 TOP = 5
@@ -45,6 +47,7 @@ class Example:
     source: str  # the evaluation set
     question: str = ""
     sentences: tuple[str, ...] = ()  # the candidate sentences, rows of x
+    cands: tuple[Candidate, ...] = ()
 
 
 def _norm(text: str) -> str:
@@ -83,7 +86,22 @@ def _example(
     y = np.array([any(a in _norm(c.sentence) for a in wanted) for c in cands], dtype=np.int8)
     x = features(question, cands, cos)
     sentences = tuple(c.sentence for c in cands)
-    return Example(x, y, cos, bool(wanted), test, source, question, sentences)
+    return Example(x, y, cos, bool(wanted), test, source, question, sentences, tuple(cands))
+
+
+def shortened(scorer: SupportScorer, examples: Sequence[Example], seed: int) -> list[Example]:
+    """A copy of each example asked with a shortened question (evals/short_questions.py): the
+    same candidates and answer sentences, features and cosines computed again."""
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        question = shorten(e.question, rng)
+        if question == e.question:
+            continue
+        cos = scorer.sentence_vectors(list(e.sentences)) @ scorer.embedder.embed_query(question)
+        x = features(question, e.cands, cos)
+        out.append(dataclasses.replace(e, x=x, cos=cos, question=question, source=e.source))
+    return out
 
 
 def xquad(scorer: SupportScorer, folder: Path) -> list[Example]:
@@ -201,8 +219,10 @@ def fit(train: Sequence[Example]) -> EvidenceModel:
 def report(model: EvidenceModel, examples: Sequence[Example]) -> dict[str, float]:
     """Top-1 accuracy (trained vs cosine) where an answer exists; answerability at threshold."""
     top1 = cos1 = answered_pos = refused_neg = n_pos = n_neg = 0
+    best = {True: [], False: []}  # type: dict[bool, list[float]]
     for e in examples:
         p = model.probabilities(e.x)
+        best[e.answerable].append(float(p.max()))
         if e.answerable:
             n_pos += 1
             top1 += int(e.y[int(np.argmax(p))])
@@ -218,7 +238,17 @@ def report(model: EvidenceModel, examples: Sequence[Example]) -> dict[str, float
         "top1_cosine": round(cos1 / max(n_pos, 1), 3),
         "answer_rate": round(answered_pos / max(n_pos, 1), 3),
         "refusal_recall": round(refused_neg / max(n_neg, 1), 3),
+        "answerability_auc": round(_auc(best[True], best[False]), 3),
     }
+
+
+def _auc(pos: Sequence[float], neg: Sequence[float]) -> float:
+    """P(an answerable case's best sentence outscores an unanswerable one's): the
+    answerability decision's quality at every threshold at once."""
+    if not pos or not neg:
+        return float("nan")
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
 def choose_threshold(model: EvidenceModel, train: Sequence[Example]) -> float:
@@ -239,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     ap.add_argument("--vectors", type=Path, help="keep embedded texts in this .npz between runs")
     ap.add_argument(
+        "--short", type=int, default=0,
+        help="train also on this many copies of each case asked with a shortened question",
+    )  # fmt: skip
+    ap.add_argument(
         "--threshold", type=float,
         help="answerability threshold to store instead of the training set's balanced-accuracy "
         "best (0.25): the shipped 0.18 is the best on the newcomer dev set's pipeline run "
@@ -254,20 +288,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     ours = Path(__file__).parent
     examples += newcomer(scorer, ours / "newcomer", test=False)  # a dev set: trained on
     examples += newcomer(scorer, ours / "newcomer-holdout", test=True)  # never trained on
-    embedder.save()
     train = [e for e in examples if not e.test]
     test = [e for e in examples if e.test]
+    short_test = shortened(scorer, test, seed=1000)
+    for copy in range(args.short):
+        train += shortened(scorer, [e for e in examples if not e.test], seed=copy)
+    embedder.save()
     model = fit(train)
     chosen = choose_threshold(model, train) if args.threshold is None else args.threshold
     model = dataclasses.replace(model, threshold=chosen)
     figures = {"train": report(model, train), "test": report(model, test)}
     for source in ("xquad-en", "xquad-zh", "rgb-zh", "newcomer-holdout"):
         figures[f"test {source}"] = report(model, [e for e in test if e.source == source])
+    figures["test, questions shortened"] = report(model, short_test)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {
         **model.to_json(),
         "figures": figures,
         "command": f"python -m evals.evidence_train --rgb-items {args.rgb_items}"
+        + (f" --short {args.short}" if args.short else "")
         + ("" if args.threshold is None else f" --threshold {args.threshold}"),
     }
     args.out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

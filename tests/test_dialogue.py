@@ -276,6 +276,23 @@ def test_a_question_taken_for_small_talk_is_checked_against_the_documents(
     assert reply.route.intent == "knowledge" and reply.refused and reply.sources
 
 
+def test_a_question_to_chosen_knowledge_bases_is_answered_from_them_not_chatted_about(
+    make_manager, scripted_lm, recording_router
+):
+    # "Do you offer acupuncture?" to a clinic's pages, taken for small talk at 0.95, got "I'm not
+    # a licensed medical professional…"; put to the knowledge bases the user chose, a question
+    # gets their answer or a refusal with the closest sources. A greeting stays small talk.
+    lm = scripted_lm(["Hello! Ask me about your documents."])
+    manager = make_manager(lm, recording_router("chitchat", "general", 0.99))
+    reply = reply_of(run(manager, "s1", "Do you offer acupuncture?", kbs=["science"]))
+    assert reply.route.intent == "knowledge" and reply.refused and reply.sources
+    hello = reply_of(run(manager, "s2", "Hello!", kbs=["science"]))
+    assert (
+        hello.route.intent == "chitchat" and hello.answer == "Hello! Ask me about your documents."
+    )
+    assert lm.replies == []
+
+
 def test_unsure_small_talk_without_evidence_stays_small_talk(
     make_manager, scripted_lm, recording_router
 ):
