@@ -67,6 +67,7 @@ ASKS_NUMBER = re.compile(
 )
 ASKS_LIMIT = re.compile(
     r"\b(?:at most|maximum|max|most|minimum|at least|limit|up to|longest|latest|earliest)\b|"
+    r"\bhow (?:late|early|soon)\b|"
     r"最多|最长|最高|最低|最少|至少|上限|下限|不超过|最晚|最早",
     re.IGNORECASE,
 )
@@ -86,7 +87,9 @@ _WANTS_UNITS = (
         r"多少天|多少年|期限|几周",
         _DURATION,
     ),
+    # "How early should I get there?" is answered by a time or by how long before something.
     (r"how late|how early|what time|when does|几点|什么时候开|最晚|最早", {"time"}),
+    (r"how late|how early|提前多久|提前几天", _DURATION),
     (r"how much|dose|dosage|剂量|多少毫克|多少克|多少钱|费用|多少元", {"mg", "ml", "yuan", "%"}),
     (r"how old|age|几岁|多大", {"age", "year"}),
     (r"temperature|温度|多少度|体温", {"celsius"}),

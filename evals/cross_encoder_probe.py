@@ -26,7 +26,7 @@ import numpy as np
 
 from agent.evidence import default_model
 from evals import e5_torch
-from evals.evidence_train import Example
+from evals.evidence_cases import Example
 
 
 def _pairs(examples: Sequence[Example], rng: random.Random) -> list[tuple[str, str, float]]:
@@ -145,7 +145,7 @@ def report(model: Any, tokenizer: Any, held_out: Sequence[Example], k: int) -> d
 
 def main(argv: Sequence[str] | None = None) -> None:
     from agent.citations import SupportScorer
-    from evals import evidence_train as et
+    from evals import evidence_cases as et
     from retrieval.embedders import load_embedder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -157,8 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     embedder = et.CachedEmbedder(load_embedder("bundled:e5"), args.vectors)
     scorer = SupportScorer(embedder, cache_size=200_000)  # type: ignore[arg-type]
-    examples = et.xquad(scorer, args.evalsets / "xquad-en")
-    examples += et.xquad(scorer, args.evalsets / "xquad-zh")
+    examples = et.spans(scorer, args.evalsets / "xquad-en")
+    examples += et.spans(scorer, args.evalsets / "xquad-zh")
     examples += et.rgb(scorer, args.evalsets / "rgb-zh", args.rgb_items)
     ours = Path(et.__file__).parent
     examples += et.newcomer(scorer, ours / "newcomer", test=False)

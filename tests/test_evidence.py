@@ -31,6 +31,12 @@ ZH_SHOP = (
     "退回商品的运费由消费者承担；经营者和消费者另有约定的，按照约定。"
 )
 
+PHYSIO = (
+    "A first assessment lasts 45 minutes and costs £65. If you need to cancel, tell us at least "
+    "24 hours before your appointment. Appointments cancelled with less notice, or missed, are "
+    "charged in full. There are six free parking spaces behind the building."
+)
+
 
 def hits(*texts: str) -> list[Hit]:
     return [Hit(i, f"d{i}", "kb", 1.0, t, f"doc {i}") for i, t in enumerate(texts)]
@@ -52,6 +58,8 @@ def finder(e5_embedder) -> EvidenceFinder:
         ("How late can sixth-form students stay in the library?", (SCHOOL,), "18:30"),
         ("网上买的东西多少天内可以无理由退货？", (ZH_SHOP,), "七日"),
         ("网购生鲜可以无理由退货吗？", (ZH_SHOP,), "鲜活易腐"),
+        # "How late / how early" is answered by how long before something, too.
+        ("How late can I cancel without paying?", (PHYSIO,), "24 hours"),
     ],
 )
 def test_the_answering_sentence_ranks_first(finder, question, texts, answer):
