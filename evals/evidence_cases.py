@@ -42,8 +42,11 @@ class Example:
     test: bool
     source: str  # the evaluation set
     question: str = ""
-    sentences: tuple[str, ...] = ()  # the candidate sentences, rows of x
-    cands: tuple[Candidate, ...] = ()
+    cands: tuple[Candidate, ...] = ()  # the candidate sentences, rows of x
+
+    @property
+    def sentences(self) -> tuple[str, ...]:
+        return tuple(c.sentence for c in self.cands)
 
 
 def _norm(text: str) -> str:
@@ -86,8 +89,7 @@ def _example(
         [any((s in a) if whole else (a in s) for a in wanted) for s in held], dtype=np.int8
     )
     x = features(question, cands, cos)
-    sentences = tuple(c.sentence for c in cands)
-    return Example(x, y, cos, bool(wanted), test, source, question, sentences, tuple(cands))
+    return Example(x, y, cos, bool(wanted), test, source, question, tuple(cands))
 
 
 def shortened(scorer: SupportScorer, examples: Sequence[Example], seed: int) -> list[Example]:
@@ -101,7 +103,7 @@ def shortened(scorer: SupportScorer, examples: Sequence[Example], seed: int) -> 
             continue
         cos = scorer.sentence_vectors(list(e.sentences)) @ scorer.embedder.embed_query(question)
         x = features(question, e.cands, cos)
-        out.append(dataclasses.replace(e, x=x, cos=cos, question=question, source=e.source))
+        out.append(dataclasses.replace(e, x=x, cos=cos, question=question))
     return out
 
 

@@ -54,38 +54,27 @@ def fit(train: Sequence[Example]) -> EvidenceModel:
 
 
 def report(model: EvidenceModel, examples: Sequence[Example]) -> dict[str, float]:
-    """Top-1 accuracy (trained vs cosine) where an answer exists; answerability at threshold."""
-    top1 = cos1 = answered_pos = refused_neg = n_pos = n_neg = 0
-    best = {True: [], False: []}  # type: dict[bool, list[float]]
-    for e in examples:
-        p = model.probabilities(e.x)
-        best[e.answerable].append(float(p.max()))
-        if e.answerable:
-            n_pos += 1
-            top1 += int(e.y[int(np.argmax(p))])
-            cos1 += int(e.y[int(np.argmax(e.cos))])
-            answered_pos += int(p.max() >= model.threshold)
-        else:
-            n_neg += 1
-            refused_neg += int(p.max() < model.threshold)
+    """Top-1 accuracy (trained vs cosine) where an answer exists; answerability at the threshold
+    and its AUC (the best sentence's probability, answerable against not, at every threshold)."""
+    from sklearn.metrics import roc_auc_score
+
+    probs = [model.probabilities(e.x) for e in examples]
+    pos = [(e, p) for e, p in zip(examples, probs, strict=True) if e.answerable]
+    best_pos = np.array([p.max() for _, p in pos])
+    best_neg = np.array([p.max() for e, p in zip(examples, probs, strict=True) if not e.answerable])
+    labels = [1] * len(best_pos) + [0] * len(best_neg)
+    auc = roc_auc_score(labels, [*best_pos, *best_neg]) if 0 < sum(labels) < len(labels) else None
     return {
-        "cases_answerable": n_pos,
-        "cases_unanswerable": n_neg,
-        "top1_trained": round(top1 / max(n_pos, 1), 3),
-        "top1_cosine": round(cos1 / max(n_pos, 1), 3),
-        "answer_rate": round(answered_pos / max(n_pos, 1), 3),
-        "refusal_recall": round(refused_neg / max(n_neg, 1), 3),
-        "answerability_auc": round(_auc(best[True], best[False]), 3),
+        "cases_answerable": len(best_pos),
+        "cases_unanswerable": len(best_neg),
+        "top1_trained": round(float(np.mean([e.y[p.argmax()] for e, p in pos] or [0])), 3),
+        "top1_cosine": round(float(np.mean([e.y[e.cos.argmax()] for e, _ in pos] or [0])), 3),
+        "answer_rate": round(float(np.mean(best_pos >= model.threshold)) if pos else 0.0, 3),
+        "refusal_recall": round(
+            float(np.mean(best_neg < model.threshold)) if len(best_neg) else 0.0, 3
+        ),
+        "answerability_auc": round(float(auc), 3) if auc is not None else float("nan"),
     }
-
-
-def _auc(pos: Sequence[float], neg: Sequence[float]) -> float:
-    """P(an answerable case's best sentence outscores an unanswerable one's): the
-    answerability decision's quality at every threshold at once."""
-    if not pos or not neg:
-        return float("nan")
-    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
 
 
 def choose_threshold(model: EvidenceModel, train: Sequence[Example]) -> float:
