@@ -37,6 +37,10 @@ class TurnConfig:
     # least this share of the best's: the answer is in the top two far more often than in the
     # top one (docs/EVALS.md, "A second quote"); 1 quotes the best sentence alone.
     second_quote: float = 0.3
+    # A factual question ("Who…", "多少…") is answered by the words of the best sentence that
+    # answer it when the trained reader (agent/span.py) gives them at least this probability,
+    # the sentence shown as the citation; 1 always quotes the sentence (docs/EVALS.md).
+    short_answer: float = 0.5
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -47,7 +51,10 @@ class TurnConfig:
             )
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
-        for name in ("gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote"):
+        for name in (
+            "gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote",
+            "short_answer",
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (or unset), not {value}")

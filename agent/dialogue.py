@@ -39,6 +39,8 @@ from agent.refusal import REFUSAL
 from agent.rewrite import asks, lm_rewrite, rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import usable
+from agent.span import read_span
+from agent.span import warm as warm_reader
 from agent.state import DialogueStore
 from agent.turn_state import NOT_COVERED, TurnState, elapsed_ms, record_turn, shown
 from agent.types import (
@@ -83,6 +85,8 @@ class DialogueManager:
         # routed to (or not) from the next turn on.
         self._kb_domains = kb_domains if callable(kb_domains) else (lambda: kb_domains)
         self.config = config or TurnConfig()
+        if self.config.short_answer < 1:
+            warm_reader()
 
     @property
     def kb_domains(self) -> dict[str, str]:
@@ -304,6 +308,8 @@ class DialogueManager:
             strict=self.config.strict,
             overrule=self.config.overrule_refusal,
             second=self.config.second_quote,
+            reader=read_span,
+            short=self.config.short_answer,
         )
 
     @staticmethod

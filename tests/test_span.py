@@ -1,0 +1,125 @@
+"""The short-answer reader (agent/span.py): the shipped weights read the answer out of a sentence,
+in English and Chinese; a factual question gets the span with the sentence as its citation, and
+everything else (a yes / no question, an unsure reader, a close runner-up) keeps the quote."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.evidence import Evidence
+from agent.gate import GateDecision
+from agent.grounding import ground
+from agent.span import ShortAnswer, asks_fact, best_span
+from retrieval.types import Hit
+
+SACKS = (
+    "Pro Bowl defensive tackle Kawann Short led the team in sacks with 11, while also forcing "
+    "three fumbles and recovering two."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [
+        ("Who led the Panthers in sacks?", True),
+        ("How late can sixth-form students stay in the library?", True),
+        ("In which year was the library built?", True),
+        ("What should I do if I miss a dose?", False),
+        ("Why was the game delayed?", False),
+        ("Can I return fresh food bought online?", False),
+        ("How do I renew a book?", False),
+        ("辞职要提前多久通知公司？", True),
+        ("谁负责小区的停车管理？", True),
+        ("网购生鲜可以无理由退货吗？", False),
+        ("为什么要签书面劳动合同？", False),
+    ],
+)
+def test_which_questions_a_few_words_answer(question, fact):
+    assert asks_fact(question) is fact
+
+
+def test_best_span_keeps_start_before_end_and_bounds_the_length():
+    starts = np.log(np.array([0.1, 0.1, 0.7, 0.1]))
+    ends = np.log(np.array([0.6, 0.1, 0.1, 0.2]))  # the likeliest end is before the start
+    i, j, logp = best_span(starts, ends, longest=2)
+    assert (i, j) == (2, 3) and np.isclose(logp, np.log(0.7 * 0.2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "sentence", "answer"),
+    [
+        ("Who led the Panthers in sacks?", SACKS, "Kawann Short"),
+        (
+            "What is the most paracetamol an adult may take in 24 hours?",
+            "Do not take more than 4,000 mg in 24 hours.",
+            "4,000 mg",
+        ),
+        (
+            "辞职要提前多久通知用人单位？",
+            "劳动者提前三十日以书面形式通知用人单位，可以解除劳动合同。",
+            "三十日",
+        ),
+    ],
+)
+def test_the_shipped_reader_reads_the_answer(question, sentence, answer):
+    from agent.span import default_reader
+
+    got = default_reader().read(question, sentence)
+    assert got is not None and answer in got.text and len(got.text) <= 3 * len(answer), got
+    assert got.text in sentence
+    assert 0 < got.score <= 1
+
+
+# The model wrote nothing here, so the support scorer is asked about no sentence.
+NO_MODEL_SENTENCES: Any = SimpleNamespace(
+    config=SimpleNamespace(threshold=0.5), scores=lambda sentences, texts: []
+)
+
+
+def _decision(*ranked: Evidence) -> GateDecision:
+    return GateDecision(True, ranked[0].score, ranked[0].hit, ranked[0].sentence, True, ranked, 0.2)
+
+
+def _ground(question: str, decision: GateDecision, texts: tuple[str, ...], score: float):
+    calls = []
+
+    def reader(q: str, s: str) -> ShortAnswer:
+        calls.append((q, s))
+        return ShortAnswer("Kawann Short", score)
+
+    hits = [Hit(i, f"d{i}", "kb", 1.0, t, f"doc {i}") for i, t in enumerate(texts)]
+    out = ground(
+        "", query=question, lang="en", hits=hits, decision=decision, scorer=NO_MODEL_SENTENCES,
+        strict=True, second=0.3, reader=reader, short=0.4,
+    )  # fmt: skip
+    return out, calls
+
+
+def test_a_sure_span_answers_a_factual_question_cited_to_its_sentence():
+    (answer, cites, refused), calls = _ground(
+        "Who led the Panthers in sacks?", _decision(Evidence(0, SACKS, 0.9)), (SACKS,), 0.8
+    )
+    assert (answer, refused) == ("Kawann Short [1].", False)
+    assert calls == [("Who led the Panthers in sacks?", SACKS)]
+    assert [(c.n, c.supporting_text, c.verified) for c in cites] == [(1, SACKS, True)]
+
+
+@pytest.mark.parametrize(
+    ("question", "score", "runner_up"),
+    [
+        ("Who led the Panthers in sacks?", 0.2, 0.0),  # the reader is unsure
+        ("Did Kawann Short lead the team in sacks?", 0.8, 0.0),  # yes / no: the sentence says it
+        ("Who led the Panthers in sacks?", 0.8, 0.5),  # the runner-up may hold the answer
+    ],
+)
+def test_otherwise_the_sentence_is_quoted(question, score, runner_up):
+    other = "The Panthers line also featured veteran defensive end Jared Allen."
+    ranked = [Evidence(0, SACKS, 0.9)] + ([Evidence(1, other, runner_up)] if runner_up else [])
+    (answer, cites, refused), _ = _ground(question, _decision(*ranked), (SACKS, other), score)
+    assert not refused and answer.startswith("The documents say: Pro Bowl"), answer
+    assert all(c.verified for c in cites)
