@@ -17,8 +17,8 @@ refuses when none is likely to answer, and the best one is quoted when the model
 sentences do not rest on it (agent/grounding.py). A question the router calls out of scope is
 checked against the documents too: when they are on its topic it is answered or refused with
 sources, never called out of scope. The router's domain only orders the search: when the
-knowledge bases of that domain do not answer, every other one is searched before refusing ("How
-many DVDs can a child borrow?" reads as legal, the library rules are filed under education).
+knowledge bases of that domain do not answer, every other one is searched before refusing
+(agent/finding.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from agent.citations import SupportScorer
 from agent.config import TurnConfig
 from agent.context import evidence_hits, fit_passages
 from agent.evidence import EvidenceFinder
-from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
+from agent.finding import Search
+from agent.gate import GateDecision
 from agent.generate import stream_answer
 from agent.grounding import ground
 from agent.protocols import LM, CancelToken
@@ -85,6 +86,7 @@ class DialogueManager:
         # routed to (or not) from the next turn on.
         self._kb_domains = kb_domains if callable(kb_domains) else (lambda: kb_domains)
         self.config = config or TurnConfig()
+        self.search = Search(searcher, self.finder, self.config, self._kb_domains)
         if self.config.short_answer < 1:
             warm_reader()
 
@@ -130,7 +132,7 @@ class DialogueManager:
             if unsure or route.intent == "out_of_scope":
                 if route.intent == "out_of_scope" and not kbs:
                     route = state.route = dataclasses.replace(route, kbs=tuple(self.kb_domains))
-                probe = self._find(state, route, filters, timings, t0)
+                probe = self.search.find(state, route, filters, timings, t0)
                 route = state.route  # the knowledge bases searched, when widened
                 # Out of scope is for questions the documents are not about at all: an unsure
                 # verdict ("找人替考被抓到了会怎么处理？" over a rulebook) gets the knowledge path,
@@ -201,7 +203,7 @@ class DialogueManager:
         t0: float,
         decision: GateDecision | None = None,
     ) -> Iterator[Event]:
-        decision = decision or self._find(state, route, filters, timings, t0)
+        decision = decision or self.search.find(state, route, filters, timings, t0)
         if not decision.passed and history and state.query == state.message:
             decision = self._as_follow_up(state, route, history, filters, timings, t0) or decision
         hits = state.hits
@@ -243,54 +245,11 @@ class DialogueManager:
             return None
         # A retry that does not answer leaves the turn, and the timings it reports, as they were.
         trial, trial_timings = dataclasses.replace(state, query=query), dict(timings)
-        decision = self._find(trial, route, filters, trial_timings, t0)
+        decision = self.search.find(trial, route, filters, trial_timings, t0)
         if not decision.passed:
             return None
         state.query, state.hits, state.route = query, trial.hits, trial.route
         timings.update(trial_timings)
-        return decision
-
-    def _find(
-        self,
-        state: TurnState,
-        route: Route,
-        filters: Filters | None,
-        timings: dict[str, float],
-        t0: float,
-    ) -> GateDecision:
-        """Search the route's knowledge bases into `state.hits` and weigh them; when they do not
-        answer and the router (not the user) chose them, search the other knowledge bases."""
-        state.hits = tuple(
-            self.searcher.search(state.query, route.kbs, k=self.config.k, filters=filters)
-        )
-        timings["retrieve_ms"] = elapsed_ms(t0)
-        decision = self._weigh(state, timings)
-        every = tuple(self.kb_domains)
-        others = tuple(kb for kb in every if kb not in route.kbs)
-        if decision.passed or state.kbs_given or not others:
-            return decision
-        # The route's own knowledge bases were searched and did not answer: not again.
-        wide = tuple(self.searcher.search(state.query, others, k=self.config.k, filters=filters))
-        timings["widened_ms"] = elapsed_ms(t0)
-        widened = self._weigh(dataclasses.replace(state, hits=wide), timings)
-        if widened.passed or (widened.on_topic and not decision.on_topic):
-            state.hits = wide
-            state.route = dataclasses.replace(route, kbs=every, method=f"{route.method}+widened")
-            return widened
-        timings["gate_strength"] = round(decision.strength, 4)
-        return decision
-
-    def _weigh(self, state: TurnState, timings: dict[str, float]) -> GateDecision:
-        """The evidence gate's verdict on `state.hits`."""
-        cfg = self.config
-        decision = weigh(
-            state.query,
-            state.hits,
-            self.finder,
-            DEFAULT_THRESHOLD if cfg.gate_threshold is None else cfg.gate_threshold,
-            cfg.evidence_threshold,
-        )
-        timings["gate_strength"] = round(decision.strength, 4)
         return decision
 
     def _ground(
