@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -79,11 +80,16 @@ def _agent(config: Any) -> Any:
     return Agent(config)
 
 
+def _squash(text: str) -> str:
+    """`text` without its [n] markers and spaces, to compare a quote with the answer."""
+    return "".join(re.sub(r"\[\d+\]", "", text).split())
+
+
 def _print_reply(reply: Reply) -> None:
     for c in reply.citations:
         mark = "" if c.verified else "  (unverified)"
         print(f"  [{c.n}] {c.kb}/{c.doc_id} {c.title}{mark}")
-        if c.supporting_text and c.supporting_text not in reply.answer:
+        if c.supporting_text and _squash(c.supporting_text) not in _squash(reply.answer):
             # A short answer ("1773 [1].") is checked against the sentence it was read from.
             print(f"      \u201c{textwrap.shorten(c.supporting_text, 240, placeholder=' …')}\u201d")
     for n in reply.notices:
