@@ -29,7 +29,7 @@ from agent.evidence import Evidence, asks_number
 from agent.gate import GateDecision
 from agent.quantities import quantities
 from agent.refusal import REFUSAL, is_refusal
-from agent.span import ShortAnswer, asks_fact, concise
+from agent.span import ShortAnswer, asks_fact, concise, rate
 from agent.types import Citation
 from retrieval.sentences import split_sentences
 from retrieval.types import Hit
@@ -81,11 +81,15 @@ def _short(
     query: str, hits: Sequence[Hit], decision: GateDecision, lang: str, reader: Reader, short: float
 ) -> tuple[str, tuple[Citation, ...], bool] | None:
     """The best sentence's answer span, cited to it ("Kawann Short [1]."), when the question
-    asks for a fact and the reader is sure enough; None otherwise."""
+    asks for a fact, the reader is sure enough and the span is not a rate cut from its "per";
+    None otherwise."""
     if short >= 1 or not asks_fact(query):
         return None
     got = reader(query, decision.evidence)
     if got is None or got.score < short or not concise(got.text):
+        return None
+    if rate(got.text, decision.evidence):
+        # "2.5元" read out of "每月每平方米2.5元" is not what the fee is: the sentence says it.
         return None
     end = "。" if lang == "zh" else "."
     answer = with_markers(got.text.rstrip("。.") + end, [decision.best + 1])

@@ -76,6 +76,29 @@ def concise(span: str) -> bool:
     return len(span.split()) <= MAX_WORDS
 
 
+_RATE_BEFORE = re.compile(r"(?:每|\bper\s|\beach\s|\bevery\s)\S*\s*$", re.IGNORECASE)
+_RATE_AFTER = re.compile(
+    r"^\s*(?:/|每|per\b|each\b|every\b|for\s+(?:each|every)\b|an?\s+(?:hour|day|week|"
+    r"month|year|dose|person|kg)\b)",
+    re.IGNORECASE,
+)
+
+
+def rate(span: str, sentence: str) -> bool:
+    """Whether `sentence` gives `span` as a rate, whose "per …" the span would drop.
+
+    >>> rate("2.5元", "住宅每月每平方米2.5元。"), rate("15 mg", "15 mg per kg of weight.")
+    (True, True)
+    >>> rate("£20", "A bike costs £20 for a full day."), rate("三十日", "应当提前三十日书面通知。")
+    (False, False)
+    """
+    at = sentence.find(span)
+    if at < 0:
+        return False
+    before, after = sentence[max(0, at - 8) : at], sentence[at + len(span) :]
+    return bool(_RATE_BEFORE.search(before) or _RATE_AFTER.match(after))
+
+
 @dataclass(frozen=True)
 class ShortAnswer:
     text: str  # a substring of the sentence read

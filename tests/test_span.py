@@ -13,7 +13,7 @@ import pytest
 from agent.evidence import Evidence
 from agent.gate import GateDecision
 from agent.grounding import ground
-from agent.span import ShortAnswer, asks_fact, best_span
+from agent.span import ShortAnswer, asks_fact, best_span, rate
 from retrieval.types import Hit
 
 SACKS = (
@@ -123,3 +123,19 @@ def test_otherwise_the_sentence_is_quoted(question, score, runner_up):
     (answer, cites, refused), _ = _ground(question, _decision(*ranked), (SACKS, other), score)
     assert not refused and answer.startswith("The documents say: Pro Bowl"), answer
     assert all(c.verified for c in cites)
+
+
+def test_a_rate_keeps_its_sentence():
+    # Seen in review: "物业费每月多少钱？" was answered "2.5元 [1]。" over "住宅每月每平方米2.5元":
+    # the span dropped the 每平方米 the fee is counted by.
+    fee = "第一条 物业服务费按房屋建筑面积计收，住宅每月每平方米2.5元，按季度预交。"
+    hits = [Hit(0, "d0", "kb", 1.0, fee, "物业")]
+    decision = _decision(Evidence(0, fee, 0.9))
+    answer, cites, refused = ground(
+        "", query="物业费每月多少钱？", lang="zh", hits=hits, decision=decision,
+        scorer=NO_MODEL_SENTENCES, strict=True, second=0.3,
+        reader=lambda q, s: ShortAnswer("2.5元", 0.9), short=0.4,
+    )  # fmt: skip
+    assert not refused and answer.startswith("资料中写道：") and "每平方米2.5元" in answer, answer
+    assert [c.supporting_text for c in cites] == [fee] and cites[0].verified
+    assert rate("2.5元", fee) and not rate("2.5元", "停车场收取2.5元。")
