@@ -40,7 +40,13 @@ class TurnConfig:
     # A factual question ("Who…", "多少…") is answered by the words of the best sentence that
     # answer it when the trained reader (agent/span.py) gives them at least this probability,
     # the sentence shown as the citation; 1 always quotes the sentence (docs/EVALS.md).
-    short_answer: float = 0.5
+    short_answer: float = 0.4
+    # An open question ("2021年宝马全球销量", "Who…"; not yes / no, why or how) is refused when the
+    # trained reader (agent/span.py) gives each of the evidence scorer's three likeliest sentences
+    # at least this probability of holding no answer: on-topic passages without the answer
+    # (docs/EVALS.md, "No answer here"); not over a legal knowledge base (statutes answer in
+    # clauses it reads as none); 1 leaves the decision to the evidence scorer alone.
+    no_answer: float = 0.5
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -53,7 +59,7 @@ class TurnConfig:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
         for name in (
             "gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote",
-            "short_answer",
+            "short_answer", "no_answer",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

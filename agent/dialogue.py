@@ -40,7 +40,7 @@ from agent.refusal import REFUSAL
 from agent.rewrite import asks, lm_rewrite, rewrite
 from agent.router import Router, kbs_for
 from agent.sanitize import usable
-from agent.span import read_span
+from agent.span import read_none, read_span
 from agent.span import warm as warm_reader
 from agent.state import DialogueStore
 from agent.turn_state import NOT_COVERED, TurnState, elapsed_ms, record_turn, shown
@@ -86,8 +86,10 @@ class DialogueManager:
         # routed to (or not) from the next turn on.
         self._kb_domains = kb_domains if callable(kb_domains) else (lambda: kb_domains)
         self.config = config or TurnConfig()
-        self.search = Search(searcher, self.finder, self.config, self._kb_domains)
-        if self.config.short_answer < 1:
+        self.search = Search(
+            searcher, self.finder, self.config, self._kb_domains, no_answer=read_none
+        )
+        if min(self.config.short_answer, self.config.no_answer) < 1:
             warm_reader()
 
     @property

@@ -21,8 +21,8 @@ refuse cases). Strength p10 / p50 / p90: answerable questions (130, 20 per set) 
 cmb-clin 0.40, whose long case records support short questions weakly). RGB-zh's refuse cases
 (news about the same event, without the answer) score above answerable ones, so no threshold
 refuses them without refusing most answerable questions (1% refused at 0.325, 70% at 0.8 with
-91% of answerable ones refused too): the answer prompt's "the documents do not say" is the guard
-there.
+91% of answerable ones refused too): the span reader's "no answer here" (agent/finding.py) is
+the guard there for open questions, and the answer prompt's "the documents do not say".
 """
 
 from __future__ import annotations

@@ -36,13 +36,15 @@ _UNITS: dict[str, tuple[str, float]] = {
     "分钟": ("minute", 1), "minutes": ("minute", 1), "minute": ("minute", 1), "min": ("minute", 1),
     "岁": ("age", 1), "倍": ("times", 1), "times": ("times", 1), "元": ("yuan", 1),
     "次": ("times", 1), "°c": ("celsius", 1), "degrees": ("celsius", 1),
+    # Counts of people: "1.2亿人次" of cinema visits is not "1.2亿元" of box office.
+    "人次": ("visits", 1), "人": ("people", 1), "名": ("people", 1),
 }  # fmt: skip
 _UNIT_RE = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 _ZH_NUM = "[零〇一二两三四五六七八九十百千万亿]+"
 _EN_NUM = r"\b(?:" + "|".join(_EN_WORDS) + r")\b"
 _TIME = re.compile(r"(?<![\d.])([01]?\d|2[0-3])[:：]([0-5]\d)(?!\d)\s*(am|pm|a\.m\.|p\.m\.)?", re.I)
 _NUMBER = re.compile(
-    rf"(?P<num>(?<!\d)(?<!\d[.,])\d+(?:[,，]\d{{3}})*(?:\.\d+)?(?![\d])|{_ZH_NUM}|{_EN_NUM})"
+    rf"(?P<num>(?<!\d)(?<!\d[.,])\d+(?:[,，]\d{{3}})*(?:\.\d+)?(?![\d])[万亿]?|{_ZH_NUM}|{_EN_NUM})"
     rf"(?:\s*(?:个|-)?\s*(?P<unit>{_UNIT_RE})(?![a-z]))?",
     re.IGNORECASE,
 )
@@ -68,6 +70,8 @@ def zh_number(text: str) -> float | None:
     >>> zh_number("三十"), zh_number("两"), zh_number("一百零五"), zh_number("十二万")
     (30.0, 2.0, 105.0, 120000.0)
     """
+    if not any(ch in _ZH_DIGITS or ch in _ZH_UNITS for ch in text):
+        return None  # "亿" or "万" alone is a word, not a number
     total, section, digit = 0.0, 0.0, None
     for ch in text:
         if ch in _ZH_DIGITS:
@@ -88,7 +92,8 @@ def _value(num: str) -> float | None:
     if word in _EN_WORDS:
         return float(_EN_WORDS[word])
     if num[0].isdigit():
-        return float(num.replace(",", "").replace("，", ""))
+        big = _ZH_BIG.get(num[-1], 1)  # "1.2亿" is 120,000,000
+        return float(num.rstrip("万亿").replace(",", "").replace("，", "")) * big
     return zh_number(num)
 
 
@@ -105,6 +110,8 @@ def quantities(text: str) -> list[Quantity]:
     [(1.0, 'times'), (37.3, 'celsius')]
     >>> [(q.value, q.unit) for q in quantities("Once agreed, it rises once a year, twice at most")]
     [(1.0, 'times')]
+    >>> [(q.value, q.unit) for q in quantities("2023春节档票房68亿元，观影1.2亿人次")]
+    [(2023.0, 'year'), (6800000000.0, 'yuan'), (120000000.0, 'visits')]
     """
     return [q for _, _, q in located_quantities(unicodedata.normalize("NFKC", text))]
 
@@ -136,5 +143,7 @@ def located_quantities(text: str) -> list[tuple[int, int, Quantity]]:
         if num == "一" and text[m.start() - 1 : m.start()] in _DETERMINERS:
             continue
         unit, factor = _UNITS.get((m.group("unit") or "").lower(), ("", 1.0))
+        if not unit and re.fullmatch(r"(?:19|20)\d\d", num):
+            unit = "year"  # "2023春节档", "in 1773": a year, as "2023年" is
         found.append((m.start(), m.end(), Quantity(value * factor, unit)))
     return sorted(found, key=lambda item: item[0])

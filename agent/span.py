@@ -10,6 +10,12 @@ process (~9 s, ~0.5 GB), in the background from the moment a dialogue manager is
 offered only when the question asks for a fact a few words can give (who / what / when / how
 many …, 谁 / 什么 / 多少 …; not yes / no, why or how-to) and the reader's probability for it is
 high enough (`TurnConfig.short_answer`); below that the sentence is quoted (agent/grounding.py).
+
+The reader was also trained on sentences that look like the answer and are not (SQuAD 2.0's "no
+answer", both ends on <s>): `SpanReader.none` is its probability that a sentence holds no answer,
+and an open question whose likeliest sentences all hold none is refused before the model runs
+(`TurnConfig.no_answer`, agent/finding.py): RGB's on-topic negatives, which the evidence scorer
+passes.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +72,28 @@ def asks_fact(question: str) -> bool:
     return bool(_EN_ASKS.search(question))
 
 
+_EN_YES_NO = re.compile(
+    r"^\s*(?:is|are|was|were|am|can|could|do|does|did|should|shall|may|might|must|will|would|"
+    r"have|has|had)\b",
+    re.IGNORECASE,
+)
+
+
+def opens(question: str) -> bool:
+    """Whether `question` asks for something a sentence states in so many words (a fact, a name,
+    a number, "2021年宝马全球销量"), rather than yes / no, why or how: the questions the reader
+    was trained to find no answer for (`SpanReader.none`).
+
+    >>> opens("2022年冬奥会开幕式总导演是谁"), opens("2021年宝马全球销量？"), opens("Who won?")
+    (True, True, True)
+    >>> opens("Can I take paracetamol while pregnant?"), opens("高血压患者可以喝咖啡吗？")
+    (False, False)
+    """
+    if re.search(r"[\u4e00-\u9fff]", question):
+        return not _ZH_NOT.search(question)
+    return not (_EN_NOT.search(question) or _EN_YES_NO.search(question))
+
+
 def concise(span: str) -> bool:
     """Whether `span` is short enough to stand as the answer (MAX_WORDS).
 
@@ -103,6 +132,7 @@ def rate(span: str, sentence: str) -> bool:
 class ShortAnswer:
     text: str  # a substring of the sentence read
     score: float  # P(start) · P(end) under the reader
+    none: float = 0.0  # P(the sentence holds no answer): both ends on the <s> position
 
 
 class SpanReader:
@@ -134,7 +164,8 @@ class SpanReader:
         return cls(model, head.eval(), tokenizer)
 
     def read(self, question: str, sentence: str) -> ShortAnswer | None:
-        """The most likely answer span of `sentence`, or None when it has no words to read."""
+        """The most likely answer span of `sentence` and the chance it holds none, or None when
+        it has no words to read."""
         import torch
 
         row, first, offsets, text = encode(self.tokenizer, question, sentence)
@@ -142,12 +173,43 @@ class SpanReader:
             return None
         with self._lock, torch.no_grad():
             states = self.model(input_ids=torch.tensor([row])).last_hidden_state
-            logits = self.head(states)[0, first : first + len(offsets)]
+            logits = self.head(states)[0]
+        # Position 0 (<s>) is "no answer in this sentence", as trained; the rest are its tokens.
+        logits = torch.cat([logits[:1], logits[first : first + len(offsets)]])
         starts = torch.log_softmax(logits[:, 0], 0).numpy()
         ends = torch.log_softmax(logits[:, 1], 0).numpy()
-        i, j, best = best_span(starts, ends)
-        span = text[max(0, offsets[i][0]) : offsets[j][1]].strip(" ,;:，；：、")
-        return ShortAnswer(span, float(np.exp(best))) if span else None
+        i, j, best = best_span(starts[1:], ends[1:])
+        none = float(np.exp(starts[0] + ends[0]))
+        a, b = max(0, offsets[i][0]), offsets[j][1]
+        # The tokenizer splits "£" and "%" from the number; the answer is the sum, "£180", "80%".
+        if a > 0 and text[a - 1] in "£$€¥￥":
+            a -= 1
+        if b < len(text) and text[b] in "%‰％":
+            b += 1
+        span = text[a:b].strip(" ,;:，；：、")
+        return ShortAnswer(span, float(np.exp(best)), none) if span else None
+
+    def none(self, question: str, sentences: Sequence[str]) -> list[float]:
+        """P(no answer) for each of `sentences` (one batch)."""
+        import torch
+
+        encoded = [encode(self.tokenizer, question, s) for s in sentences]
+        rows = [e[0] for e in encoded]
+        if not rows:
+            return []
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+        with self._lock, torch.no_grad():
+            states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = self.head(states)
+        out = []
+        for i, (_, first, offsets, _) in enumerate(encoded):
+            row = torch.cat([logits[i, :1], logits[i, first : first + len(offsets)]])
+            out.append(float(torch.exp(row.log_softmax(0)[0].sum())))  # start and end on <s>
+        return out
 
 
 def best_span(
@@ -214,3 +276,8 @@ def warm() -> None:
 def read_span(question: str, sentence: str) -> ShortAnswer | None:
     """The shipped reader's answer span (loaded on first use)."""
     return default_reader().read(question, sentence)
+
+
+def read_none(question: str, sentences: Sequence[str]) -> list[float]:
+    """The shipped reader's P(no answer) for each of `sentences` (loaded on first use)."""
+    return default_reader().none(question, list(sentences))

@@ -5,13 +5,16 @@
 Cases: a question, the sentence of its gold passage that holds a gold answer, and where in the
 sentence the answer is. XQuAD en / zh (and each question over the other language's sentence),
 PolicyQA (at most `--policyqa` training cases: its spans are long clauses), RGB-zh's answerable
-items and our newcomer dev set train; XQuAD and PolicyQA are split by document as
+items and our newcomer dev set train, with sentences that hold no answer (`negatives`: for each
+case the sentence of its passage most like the question without a gold answer, and for RGB's
+negative-only items and our unanswerable questions the one most like it), whose target is the
+<s> position; XQuAD and PolicyQA are split by document as
 evals/evidence_cases.py splits them (every third document held out), RGB by item, and
 evals/newcomer-holdout is held out whole. The model: multilingual-e5-small
 rebuilt in torch (retrieval/e5_torch.py), LoRA adapters (peft) on every layer, a linear start /
-end head over the sentence's tokens, cross-entropy on the gold start and end. Printed per
+end head over <s> and the sentence's tokens, cross-entropy on the gold start and end. Printed per
 held-out set and per probability cut: the share of cases kept, token F1 and "contains" of the
-span against the gold answers. ~30 min on 2 CPU cores.
+span against the gold answers, and the share read as "no answer". ~30 min on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 from agent.span import SPAN_PATH, SpanReader, encode
 from evals.answer_metrics import answer_contains, token_f1
 from evals.sets import load_set
+from retrieval.lexical import content_words
 from retrieval.sentences import split_sentences
 
 LORA_RANK = 16
@@ -43,7 +47,7 @@ class SpanCase:
     id: str
     question: str
     sentence: str
-    start: int  # character span of the answer in `sentence`
+    start: int  # character span of the answer in `sentence`; -1, -1: it holds no answer
     end: int
     answers: tuple[str, ...]
     lang: str
@@ -95,6 +99,54 @@ def crossed(en: Sequence[SpanCase], zh: Sequence[SpanCase]) -> list[SpanCase]:
     return out
 
 
+def _overlap(question: str, sentence: str) -> float:
+    """The share of the question's content words the sentence has: the sentences a reader is
+    shown without the answer are the ones that look like it (RGB's negatives: same event, other
+    year)."""
+    words = set(content_words(question))
+    return len(words & set(content_words(sentence))) / max(1, len(words))
+
+
+def _closest(question: str, sentences: Sequence[str], answers: Sequence[str], n: int) -> list[str]:
+    """The `n` sentences most like `question` that hold none of `answers`."""
+    wanted = [a.lower() for a in answers if a.strip()]
+    without = [s for s in sentences if len(s) > 8 and not any(a in s.lower() for a in wanted)]
+    return sorted(without, key=lambda s: -_overlap(question, s))[:n]
+
+
+def negatives(
+    folder: Path, test_of: Any, per_case: int = 1, refuse: bool = False
+) -> list[SpanCase]:
+    """Sentences without the answer, the reader to learn to say "none" (a span at position 0):
+    for each span case, the `per_case` sentences of its group's documents (XQuAD: its gold
+    passage) most like the question that hold no gold answer; with `refuse`, a refuse case's
+    own group (RGB's negatives only, our unanswerable questions)."""
+    with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
+        corpus = {d["id"]: d for d in map(json.loads, f)}
+    index = {doc_id: i for i, doc_id in enumerate(corpus)}
+    by_group: dict[str, list[str]] = {}
+    for d in corpus.values():
+        by_group.setdefault(d["group"], []).append(d["id"])
+    out = []
+    for n, case in enumerate(load_set(folder).cases):
+        if case.answer_type == "span" and case.gold_doc_ids:
+            docs = case.gold_doc_ids if case.group == "" else by_group[case.group]
+            where = index[case.gold_doc_ids[0]]
+        elif refuse and case.answer_type == "refuse":
+            docs, where = by_group.get(case.group) or list(corpus), -1
+        else:
+            continue
+        question = case.reference if case.history and case.reference else case.question
+        sentences = [s for d in docs for s in split_sentences(corpus[d]["text"], unwrap=True)]
+        held = test_of(n, where)
+        for sentence in _closest(question, sentences, case.answers, per_case):
+            out.append(
+                SpanCase(case.id, question, sentence, -1, -1, tuple(case.answers), case.lang,
+                         f"{folder.name}:none", held)
+            )  # fmt: skip
+    return out
+
+
 def _first(text: str, answers: Sequence[str]) -> tuple[str, tuple[int, int]] | None:
     for sentence in split_sentences(text, unwrap=True):
         for answer in answers:
@@ -107,6 +159,8 @@ def _first(text: str, answers: Sequence[str]) -> tuple[str, tuple[int, int]] | N
 def _labels(tokenizer: Any, case: SpanCase) -> tuple[list[int], int, int, int, int] | None:
     """(ids, first sentence token, sentence tokens, gold start token, gold end token)."""
     row, first, offsets, text = encode(tokenizer, case.question, case.sentence)
+    if case.start < 0:
+        return row, first, len(offsets), 0, 0  # no answer: the <s> position
     if unicodedata.normalize("NFKC", text) != unicodedata.normalize("NFKC", case.sentence):
         # the tokenizer's normalisation moved characters: find the answer again in its text
         at = _locate(text, case.sentence[case.start : case.end])
@@ -176,7 +230,8 @@ def _loss(model: Any, head: Any, tokenizer: Any, rows: Sequence[tuple]) -> Any:
     logits = head(model(input_ids=ids, attention_mask=mask).last_hidden_state)
     outside = torch.full(logits.shape[:2], float("-inf"))
     for i, (_, first, n, _, _) in enumerate(rows):
-        outside[i, first : first + n] = 0  # only the sentence's tokens can start or end it
+        outside[i, first : first + n] = 0  # only the sentence's tokens can start or end it,
+        outside[i, 0] = 0  # or <s>, which stands for "no answer here"
     starts, ends = logits[..., 0] + outside, logits[..., 1] + outside
     gold_s = torch.tensor([r[3] for r in rows])
     gold_e = torch.tensor([r[4] for r in rows])
@@ -185,18 +240,21 @@ def _loss(model: Any, head: Any, tokenizer: Any, rows: Sequence[tuple]) -> Any:
 
 
 def report(reader: SpanReader, held_out: Sequence[SpanCase]) -> dict[str, Any]:
-    """Per source and cut: kept share, F1 and contains of the kept spans (gold sentence given)."""
-    rows: dict[str, list[tuple[float, float, float]]] = {}
+    """Per source and cut: kept share, F1 and contains of the kept spans (gold sentence given);
+    for sentences without the answer (":none" sources) "kept" is the share wrongly answered. And
+    per source the share the reader says holds no answer (P(none) ≥ 0.5)."""
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
     for c in held_out:
         got = reader.read(c.question, c.sentence)
-        text, p = (got.text, got.score) if got else ("", 0.0)
-        f1 = token_f1(text, c.answers, c.lang)
-        rows.setdefault(c.source, []).append((f1, answer_contains(text, c.answers, c.lang), p))
+        text, p, none = (got.text, got.score, got.none) if got else ("", 0.0, 1.0)
+        f1 = token_f1(text, c.answers, c.lang) if c.start >= 0 else 0.0
+        hit = answer_contains(text, c.answers, c.lang) if c.start >= 0 else 0.0
+        rows.setdefault(c.source, []).append((f1, hit, p, none))
     out: dict[str, Any] = {}
     for source, scored in rows.items():
-        table = np.array(scored)  # columns: F1, contains, probability
+        table = np.array(scored)  # columns: F1, contains, probability, P(none)
         f1s, contains = table[:, 0], table[:, 1]
-        out[source] = {"cases": len(scored)}
+        out[source] = {"cases": len(scored), "none": round(float((table[:, 3] >= 0.5).mean()), 3)}
         for cut in CUTS:
             kept = table[:, 2] >= cut
             out[source][f"p>={cut}"] = {
@@ -235,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     by_doc = lambda n, doc: doc % 3 == 0  # noqa: E731 - evals/evidence_cases.py's split
+    by_item = lambda n, doc: n // 2 % 3 == 0  # noqa: E731 - RGB: a span case, then its refusal
     ours = Path(__file__).parent
     en = cases(args.evalsets / "xquad-en", by_doc)
     zh = cases(args.evalsets / "xquad-zh", by_doc)
@@ -242,9 +301,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         *en,
         *zh,
         *crossed(en, zh),
-        *cases(args.evalsets / "rgb-zh", lambda n, doc: n % 3 == 0, parts=True),
+        *cases(args.evalsets / "rgb-zh", by_item, parts=True),
         *cases(ours / "newcomer", lambda n, doc: False),
         *cases(ours / "newcomer-holdout", lambda n, doc: True),
+        *negatives(args.evalsets / "xquad-en", by_doc),
+        *negatives(args.evalsets / "xquad-zh", by_doc),
+        *negatives(args.evalsets / "rgb-zh", by_item, refuse=True),
+        *negatives(ours / "newcomer", lambda n, doc: False, refuse=True),
+        *negatives(ours / "newcomer-holdout", lambda n, doc: True, refuse=True),
     ]
     policy = cases(args.evalsets / "policyqa", by_doc)
     random.Random(0).shuffle(policy)

@@ -26,6 +26,9 @@ def values(text: str) -> list[tuple[float, str]]:
         ("三十日", "30 days"),
         ("18:30", "6:30 pm"),
         ("140/90 mmHg", "140/90mmHg"),
+        ("1.2亿元", "120,000,000元"),
+        ("1186万人", "11,860,000人"),
+        ("2023春节档", "2023年春节档"),
     ],
 )
 def test_the_same_quantity_written_two_ways_matches(a, b):
@@ -34,8 +37,9 @@ def test_the_same_quantity_written_two_ways_matches(a, b):
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("4,000 mg", "100 mg"), ("18:30", "18 hours"), ("三日", "一个月"), ("七日", "十五日")],
-)
+    [("4,000 mg", "100 mg"), ("18:30", "18 hours"), ("三日", "一个月"), ("七日", "十五日"),
+     ("1.2亿元", "1.2亿人次"), ("1.2亿元", "1.2元")],
+)  # fmt: skip
 def test_different_quantities_differ(a, b):
     assert values(a) != values(b)
 
@@ -216,3 +220,16 @@ def test_a_restated_question_with_its_own_number_does_not_verify(scorer):
     q = "谁是黑豹队 2015 年的截锋领袖？"
     echo = verify("谁是黑豹队2015的截锋领袖 [1]。", [hit], scorer, q)
     assert not echo.grounded and not any(c.verified for c in echo.citations)
+
+
+def test_the_question_s_year_is_no_premise_when_the_passage_is_about_another_year():
+    # Seen on RGB's negatives (on-topic news about another year): "2022年春节档的总票房是1.2亿元"
+    # verified over a passage on the 2023 holiday whose 1.2亿 counts cinema visits.
+    passage = "2023春节档全国电影总票房突破68亿元，观影人次超1.2亿。春节新年俗：超1.2亿人次走进影院"
+    question = "2022年春节档的总票房是多少"
+    got = check_claim(
+        "2022年春节档的总票房是1.2亿元", "春节新年俗：超1.2亿人次走进影院", question, passage
+    )
+    assert not got.ok and "2022" in got.reason
+    right = "2021年全年城镇新增就业1269万人。"
+    assert check_claim("2021年城镇新增就业1269万人", right, "2021年新增就业多少人").ok

@@ -133,6 +133,38 @@ def test_a_factual_question_gets_the_words_that_answer_it(make_manager, scripted
     assert cite.verified and "乌普萨拉" in cite.supporting_text and cite.doc_id == "xq-zh-12-0"
 
 
+def test_an_open_question_the_reader_finds_no_answer_to_is_refused(make_manager, scripted_lm):
+    # The passages are on topic (the evidence scorer passes them); the span reader reads the three
+    # likeliest sentences and finds no answer in any: a refusal with the sources, no generation.
+    lm = scripted_lm(["this must not be used"])
+    manager = make_manager(lm, no_answer=0.5)
+    asked = []
+
+    def none(question, sentences):
+        asked.append((question, list(sentences)))
+        return [0.9 for _ in sentences]
+
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s1", SCHEELE))
+    assert reply.refused and reply.answer.startswith("The knowledge base does not cover this")
+    assert reply.sources and lm.calls == []
+    (question, sentences), *_ = asked
+    assert question == SCHEELE and 1 <= len(sentences) <= 3
+    assert reply.timings["no_answer"] == 0.9
+    # A yes / no question is not the reader's to refuse: it is answered as before.
+    asked.clear()
+    lm = scripted_lm(["Scheele discovered oxygen [1]."] * 3)
+    manager = make_manager(lm, no_answer=0.5)
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s2", "Did Scheele discover oxygen?"))
+    assert not reply.refused and asked == []
+    # Nor one answered from statutes, whose clauses it reads as no answer (docs/EVALS.md).
+    legal = {kb: "legal" for kb in manager.kb_domains}
+    manager.search = dataclasses.replace(manager.search, kb_domains=lambda: legal)
+    reply = reply_of(run(manager, "s3", SCHEELE))
+    assert not reply.refused and asked == []
+
+
 def test_sentence_cut_by_the_token_budget_is_dropped(make_manager, scripted_lm):
     more = " Joseph Priestley discovered oxygen in Wiltshire in 1774 [1]."
     budget = len(ANSWER.split()) + 5

@@ -13,7 +13,7 @@ import pytest
 from agent.evidence import Evidence
 from agent.gate import GateDecision
 from agent.grounding import ground
-from agent.span import ShortAnswer, asks_fact, best_span, rate
+from agent.span import ShortAnswer, asks_fact, best_span, opens, rate
 from retrieval.types import Hit
 
 SACKS = (
@@ -64,6 +64,12 @@ def test_best_span_keeps_start_before_end_and_bounds_the_length():
             "劳动者提前三十日以书面形式通知用人单位，可以解除劳动合同。",
             "三十日",
         ),
+        # The tokenizer cuts "£" off the number; the answer keeps it (seen: "180 [1].").
+        (
+            "How much is the Year 6 residential?",
+            "The Year 6 residential to the Peak District costs £180, payable in three parts.",
+            "£180",
+        ),
     ],
 )
 def test_the_shipped_reader_reads_the_answer(question, sentence, answer):
@@ -73,6 +79,42 @@ def test_the_shipped_reader_reads_the_answer(question, sentence, answer):
     assert got is not None and answer in got.text and len(got.text) <= 3 * len(answer), got
     assert got.text in sentence
     assert 0 < got.score <= 1
+
+
+@pytest.mark.slow
+def test_the_shipped_reader_says_when_a_sentence_holds_no_answer():
+    # Trained with sentences that look like the answer and are not (SQuAD 2.0's "no answer" at
+    # <s>): it reads the answering sentence as answering and the other as holding nothing.
+    from agent.span import default_reader
+
+    reader = default_reader()
+    points = "The Panthers defense gave up just 308 points, ranking sixth in the league."
+    wage = "用人单位应当按照劳动合同约定向劳动者支付劳动报酬。"
+    notice = "劳动者提前三十日以书面形式通知用人单位，可以解除劳动合同。"
+    sure, unsure = reader.none("Who led the Panthers in sacks?", [SACKS, points])
+    assert sure < 0.1 < 0.5 < unsure
+    sure, unsure = reader.none("辞职要提前多久通知用人单位？", [notice, wage])
+    assert sure < 0.1 < 0.5 < unsure
+    got = reader.read("辞职要提前多久通知用人单位？", wage)
+    assert got is not None and got.score < 0.1 and got.none > 0.5
+
+
+@pytest.mark.parametrize(
+    ("question", "open_"),
+    [
+        ("2021年宝马全球销量？", True),
+        ("第七届香港立法会议员宣誓仪式的时间", True),
+        ("Who won Super Bowl 50?", True),
+        ("What is the school uniform policy?", True),
+        ("Can I take paracetamol while pregnant?", False),
+        ("Is the library open on Sunday?", False),
+        ("Why was the game delayed?", False),
+        ("高血压患者可以喝咖啡吗？", False),
+        ("如何申请转专业？", False),
+    ],
+)
+def test_which_questions_the_reader_may_refuse(question, open_):
+    assert opens(question) is open_
 
 
 # The model wrote nothing here, so the support scorer is asked about no sentence.
