@@ -42,15 +42,16 @@ class Search:
         k = self.config.k
         state.hits = tuple(self.searcher.search(state.query, route.kbs, k=k, filters=filters))
         timings["retrieve_ms"] = elapsed_ms(t0)
-        decision = self.weigh(state, timings)
-        every = tuple(self.kb_domains())
+        domains = self.kb_domains()  # read once a turn: every knowledge base and its domain
+        decision = self.weigh(state, timings, domains)
+        every = tuple(domains)
         others = tuple(kb for kb in every if kb not in route.kbs)
         if decision.passed or state.kbs_given or not others:
             return decision
         # The route's own knowledge bases were searched and did not answer: not again.
         wide = tuple(self.searcher.search(state.query, others, k=k, filters=filters))
         timings["widened_ms"] = elapsed_ms(t0)
-        widened = self.weigh(dataclasses.replace(state, hits=wide), timings)
+        widened = self.weigh(dataclasses.replace(state, hits=wide), timings, domains)
         if widened.passed or (widened.on_topic and not decision.on_topic):
             state.hits = wide
             state.route = dataclasses.replace(route, kbs=every, method=f"{route.method}+widened")
@@ -58,8 +59,10 @@ class Search:
         timings["gate_strength"] = round(decision.strength, 4)
         return decision
 
-    def weigh(self, state: TurnState, timings: dict[str, float]) -> GateDecision:
-        """The evidence gate's verdict on `state.hits`."""
+    def weigh(
+        self, state: TurnState, timings: dict[str, float], domains: Mapping[str, str]
+    ) -> GateDecision:
+        """The evidence gate's verdict on `state.hits` (`domains`: each knowledge base's)."""
         cfg = self.config
         decision = weigh(
             state.query,
@@ -73,7 +76,7 @@ class Search:
             return decision
         if not opens(state.query):
             return decision
-        if self.kb_domains().get(state.hits[decision.best].kb) == "legal":
+        if domains.get(state.hits[decision.best].kb) == "legal":
             # Statutes answer in clauses the reader was not trained on: given the gold article,
             # it read 9 of 15 open STARD questions as unanswered (docs/EVALS.md, "No answer here").
             return decision

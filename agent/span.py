@@ -166,20 +166,10 @@ class SpanReader:
     def read(self, question: str, sentence: str) -> ShortAnswer | None:
         """The most likely answer span of `sentence` and the chance it holds none, or None when
         it has no words to read."""
-        import torch
-
-        row, first, offsets, text = encode(self.tokenizer, question, sentence)
+        ((scores, offsets, text),) = self._log_probs(question, [sentence])
         if not offsets:
             return None
-        with self._lock, torch.no_grad():
-            states = self.model(input_ids=torch.tensor([row])).last_hidden_state
-            logits = self.head(states)[0]
-        # Position 0 (<s>) is "no answer in this sentence", as trained; the rest are its tokens.
-        logits = torch.cat([logits[:1], logits[first : first + len(offsets)]])
-        starts = torch.log_softmax(logits[:, 0], 0).numpy()
-        ends = torch.log_softmax(logits[:, 1], 0).numpy()
-        i, j, best = best_span(starts[1:], ends[1:])
-        none = float(np.exp(starts[0] + ends[0]))
+        i, j, best = best_span(scores[1:, 0], scores[1:, 1])
         a, b = max(0, offsets[i][0]), offsets[j][1]
         # The tokenizer splits "£" and "%" from the number; the answer is the sum, "£180", "80%".
         if a > 0 and text[a - 1] in "£$€¥￥":
@@ -187,29 +177,46 @@ class SpanReader:
         if b < len(text) and text[b] in "%‰％":
             b += 1
         span = text[a:b].strip(" ,;:，；：、")
+        none = float(np.exp(scores[0].sum()))
         return ShortAnswer(span, float(np.exp(best)), none) if span else None
 
     def none(self, question: str, sentences: Sequence[str]) -> list[float]:
-        """P(no answer) for each of `sentences` (one batch)."""
+        """P(no answer) for each of `sentences` (one batch): both ends on <s>."""
+        return [
+            float(np.exp(scores[0].sum())) for scores, _, _ in self._log_probs(question, sentences)
+        ]
+
+    def _log_probs(
+        self, question: str, sentences: Sequence[str]
+    ) -> list[tuple[np.ndarray, list[tuple[int, int]], str]]:
+        """Per sentence, in one batch: log P(start), log P(end) over <s> (row 0: "no answer in
+        this sentence", as trained) and its tokens (rows 1…), the tokens' character spans, and
+        the sentence as the tokenizer normalises it."""
         import torch
 
         encoded = [encode(self.tokenizer, question, s) for s in sentences]
-        rows = [e[0] for e in encoded]
-        if not rows:
+        if not encoded:
             return []
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+        ids, mask = batch([e[0] for e in encoded], self.tokenizer.pad)
         with self._lock, torch.no_grad():
-            states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = self.head(states)
+            logits = self.head(self.model(input_ids=ids, attention_mask=mask).last_hidden_state)
         out = []
-        for i, (_, first, offsets, _) in enumerate(encoded):
+        for i, (_, first, offsets, text) in enumerate(encoded):
             row = torch.cat([logits[i, :1], logits[i, first : first + len(offsets)]])
-            out.append(float(torch.exp(row.log_softmax(0)[0].sum())))  # start and end on <s>
+            out.append((row.log_softmax(0).numpy(), offsets, text))
         return out
+
+
+def batch(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
+    """Token id rows padded into one tensor, with its attention mask."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+    return ids, mask
 
 
 def best_span(

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.span import SPAN_PATH, SpanReader, encode
+from agent.span import SPAN_PATH, SpanReader, batch, encode
 from evals.answer_metrics import answer_contains, token_f1
 from evals.sets import load_set
 from retrieval.lexical import content_words
@@ -222,11 +222,7 @@ def train(train_cases: Sequence[SpanCase], epochs: int, seed: int = 0) -> SpanRe
 def _loss(model: Any, head: Any, tokenizer: Any, rows: Sequence[tuple]) -> Any:
     import torch
 
-    width = max(len(r[0]) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r[0])], mask[i, : len(r[0])] = torch.tensor(r[0]), 1
+    ids, mask = batch([r[0] for r in rows], tokenizer.pad)
     logits = head(model(input_ids=ids, attention_mask=mask).last_hidden_state)
     outside = torch.full(logits.shape[:2], float("-inf"))
     for i, (_, first, n, _, _) in enumerate(rows):
