@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from agent.days import named
 from retrieval.lexical import content_words, stemmed
 
 # (one side, the other side): English words are matched after Porter stemming.
@@ -32,7 +33,10 @@ _ZH_PAIRS = (
     ({"最多", "最高", "上限"}, {"最少", "最低", "下限"}),
     ({"以上"}, {"以下"}),
 )
-_CLAUSE = re.compile(r"[，,；;。：:！？!?]|\bbut\b|\bwhile\b|但是?|而且?")
+# A colon inside a clock time ("8:00") does not end a clause.
+_CLAUSE = re.compile(
+    r"[，,；;。！？!?]|(?<!\d)[：:]|[：:](?!\d)|\.\s|\bbut\b|\bwhile\b|但是?|而且?"
+)
 
 
 def _sides(clause: str) -> list[tuple[int, int]]:
@@ -56,22 +60,35 @@ def _topic(clause: str) -> set[str]:
     return {w for w in words if w not in every and (w.isascii() or not any(o in w for o in every))}
 
 
-def opposite(claim: str, support: str) -> str:
-    """The claim's clause whose opposite the support says about the same thing, or "".
+def _clauses(text: str) -> list[tuple[list[tuple[int, int]], set[str], frozenset[int]]]:
+    return [(_sides(c), _topic(c), named(c)) for c in _CLAUSE.split(text) if c.strip()]
+
+
+def opposite(claim: str, support: str, passage: str = "") -> str:
+    """The claim's clause whose opposite the support says about the same thing, or "" (a day
+    the support does not name is looked up in the rest of `passage`).
 
     >>> opposite("The library is open on Sunday.", "It is closed on Sunday.")
     'The library is open on Sunday.'
     >>> opposite("The library is open on Monday.", "It opens at 9:00 on Monday; closed on Sunday.")
     ''
+    >>> opposite("It is open on Sunday.", "It is open 9:00 to 17:00 Monday to Saturday.",
+    ...          "It is open 9:00 to 17:00 Monday to Saturday. It is closed on Sunday.")
+    'It is open on Sunday.'
     >>> opposite("小区允许养宠物。", "小区内禁止饲养宠物。")
     '小区允许养宠物'
     """
-    support_clauses = [(_sides(c), _topic(c)) for c in _CLAUSE.split(support) if c.strip()]
+    every = _clauses(support)
+    around = _clauses(passage)
     for clause in _CLAUSE.split(claim):
-        topic = _topic(clause)
+        topic, days = _topic(clause), named(clause)
+        # "open on Sunday" is what the passage says of Sunday, not of Monday to Saturday, even
+        # when the sentence the claim rests on names only those.
+        same_days = [c for c in every if c[2] & days] or [c for c in around if c[2] & days]
+        clauses = same_days or every
         for pair, side in _sides(clause):
-            said = [t for sides, t in support_clauses if (pair, side) in sides and t & topic]
-            denied = [t for sides, t in support_clauses if (pair, 1 - side) in sides and t & topic]
+            said = [t for sides, t, _ in clauses if (pair, side) in sides and t & topic]
+            denied = [t for sides, t, _ in clauses if (pair, 1 - side) in sides and t & topic]
             if denied and not said:
                 return clause.strip()
     return ""

@@ -97,7 +97,7 @@ def check_claim(claim: str, support: str, passage: str, question: str = "") -> C
         return ClaimCheck(False, f"{wrong_days} is for other days in the supporting sentence")
     if negation_differs(claim, support, question):
         return ClaimCheck(False, "negation differs")
-    if opposite(claim, support):
+    if opposite(claim, support, passage):
         return ClaimCheck(False, "says the opposite of the supporting sentence")
     if about_someone_else(claim, support, question):
         return ClaimCheck(False, "about another name than the question's")

@@ -53,6 +53,15 @@ def _days(m: re.Match[str]) -> frozenset[int]:
     return frozenset((first + i) % 7 for i in range((last - first) % 7 + 1))  # "Friday to Monday"
 
 
+def named(text: str) -> frozenset[int]:
+    """The days `text` names (0 = Monday … 6 = Sunday, 7 = holidays).
+
+    >>> sorted(named("open Monday to Friday and on Saturday")), sorted(named("周日休息"))
+    ([0, 1, 2, 3, 4, 5], [6])
+    """
+    return frozenset().union(*(_days(m) for m in _SPEC.finditer(text)))
+
+
 def bound(text: str) -> list[tuple[Quantity, frozenset[int]]]:
     """Every number of `text` with the days it belongs to (empty when its clause names none).
 

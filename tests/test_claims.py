@@ -89,6 +89,13 @@ def test_words_that_contain_numerals_are_not_numbers():
             "It opens at 9:00 on Monday and is closed on Sunday.",
             True,
         ),
+        # Seen asking our own dental leaflet: the "open" of the weekday sentence covered Sunday.
+        (
+            "The practice is open on Sunday.",
+            "The practice is open from 8:00 to 18:00 Monday to Friday and from 9:00 to 13:00 on "
+            "Saturday. It is closed on Sunday.",
+            False,
+        ),
         ("访客停车是免费的。", "访客车辆按每小时5元收费。", False),
         ("小区允许在车库停放电动自行车。", "车库内禁止停放电动自行车。", False),
         ("车库内不允许停放电动自行车。", "车库内禁止停放电动自行车。", True),
