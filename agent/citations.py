@@ -38,7 +38,6 @@ accuracy 0.85 at the same threshold.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -47,12 +46,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.claims import check_claim
+from agent.markers import markers, strip_markers, with_markers
 from agent.quantities import quantities
 from agent.types import Citation
 from retrieval.lang import detect_lang, has_cjk
 from retrieval.lexical import content_words, segment
 from retrieval.protocols import Embedder
-from retrieval.sentences import MARKER, split_sentences
+from retrieval.sentences import split_sentences
 from retrieval.types import Hit
 
 
@@ -85,31 +85,6 @@ class Verified:
     grounded: str  # only the sentences a passage supports, with their verified markers
     citations: tuple[Citation, ...]  # verified ones and, with verified=False, the ones that failed
     unsupported_sentences: tuple[str, ...]
-
-
-def markers(sentence: str) -> list[int]:
-    """The [n] numbers cited in a sentence, in order, without repeats.
-
-    >>> markers("A [2] and B [1, 2]【3】.")
-    [2, 1, 3]
-    """
-    found = (int(n) for group in MARKER.findall(sentence) for n in re.findall(r"\d+", group))
-    return list(dict.fromkeys(found))
-
-
-def strip_markers(sentence: str) -> str:
-    return MARKER.sub("", sentence).strip()
-
-
-def with_markers(sentence: str, numbers: Sequence[int]) -> str:
-    """`sentence` (markers stripped) with [n] for each number, before its final punctuation.
-
-    >>> with_markers("A is B.", [1, 2]), with_markers("甲是乙。", [])
-    ('A is B [1] [2].', '甲是乙。')
-    """
-    body = sentence.rstrip()
-    end = len(body.rstrip("。！？；!?;.\n"))
-    return body[:end] + "".join(f" [{n}]" for n in numbers) + body[end:]
 
 
 @dataclass(frozen=True)
@@ -277,8 +252,12 @@ def verify(
     grounded: list[str] = []
     citations: list[Citation] = []
     unsupported: list[str] = []
+    said: set[str] = set()
     for sentence, row in zip(sentences, table, strict=True):
         clean = strip_markers(sentence)
+        if _key(clean) in said:  # a small model repeating itself says nothing new
+            continue
+        said.add(_key(clean))
         if clean.endswith(("?", "？")):
             full.append(clean)
             unsupported.append(clean)
@@ -300,3 +279,7 @@ def verify(
             unsupported.append(clean)
     joiner = "" if has_cjk(answer[:50]) else " "
     return Verified(joiner.join(full), joiner.join(grounded), tuple(citations), tuple(unsupported))
+
+
+def _key(sentence: str) -> str:
+    return "".join(ch for ch in sentence.lower() if ch.isalnum())

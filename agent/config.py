@@ -47,6 +47,11 @@ class TurnConfig:
     # (docs/EVALS.md, "No answer here"); not over a legal knowledge base (statutes answer in
     # clauses it reads as none); 1 leaves the decision to the evidence scorer alone.
     no_answer: float = 0.5
+    # An open question the evidence scorer refuses is answered when the reader gives one of its
+    # three likeliest sentences less than this probability of holding no answer (a paraphrase
+    # shares few words with the sentence that answers it; docs/EVALS.md, "The reader answers");
+    # 0 leaves the refusal to the scorer.
+    read_answers: float = 0.02
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -59,7 +64,7 @@ class TurnConfig:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
         for name in (
             "gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote",
-            "short_answer", "no_answer",
+            "short_answer", "no_answer", "read_answers",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

@@ -89,7 +89,8 @@ class DialogueManager:
         self.search = Search(
             searcher, self.finder, self.config, self._kb_domains, no_answer=read_none
         )
-        if min(self.config.short_answer, self.config.no_answer) < 1:
+        cfg = self.config
+        if min(cfg.short_answer, cfg.no_answer) < 1 or cfg.read_answers > 0:
             warm_reader()
 
     @property
@@ -143,8 +144,11 @@ class DialogueManager:
                 # serve the user better than the model's chat ("Can I bring my friend along?"
                 # over a gym's terms got "I'm sorry for your loss, but as a document-sharing AI…").
                 # And a question put to knowledge bases the user chose ("Do you offer
-                # acupuncture?" to a clinic's pages) is for them, not for chat.
-                doubtful = (asked or route.intent == "out_of_scope") and (
+                # acupuncture?" to a clinic's pages) is for them, not for chat. A question the
+                # router is unsure is too vague ("学校的校长是谁？" over a school notice) names what
+                # it asks about: the answer or an honest refusal, not "say more".
+                vague = route.intent == "clarify" and not asks(state.query)
+                doubtful = (asked or (route.intent != "chitchat" and not vague)) and (
                     probe.on_topic or route.intent_confidence < PROBE_BELOW or (asked and bool(kbs))
                 )
                 if probe.passed or doubtful:

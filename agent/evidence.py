@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.citations import SupportScorer, strip_markers
+from agent.citations import SupportScorer
+from agent.markers import strip_markers
 from agent.quantities import quantities
 from retrieval.lexical import content_words, segment
 from retrieval.sentences import split_sentences

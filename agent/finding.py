@@ -1,7 +1,8 @@
 """Search a turn's knowledge bases and weigh what comes back with the evidence gate and, for an
-open question, the span reader's "no answer here"; when the router's choice does not answer,
-search the other knowledge bases before refusing ("How many DVDs can a child borrow?" reads as
-legal, the library rules are filed under education)."""
+open question, the span reader (its "no answer here", and its answer where the scorer missed
+one); when the router's choice does not answer, search the other knowledge bases before refusing
+("How many DVDs can a child borrow?" reads as legal, the library rules are filed under
+education)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.config import TurnConfig
-from agent.evidence import EvidenceFinder
+from agent.evidence import Evidence, EvidenceFinder
 from agent.gate import DEFAULT_THRESHOLD, GateDecision, weigh
 from agent.span import opens
 from agent.turn_state import TurnState, elapsed_ms
 from agent.types import Route
+from retrieval.lang import detect_lang
 from retrieval.search import HybridSearcher
 from retrieval.types import Filters
 
@@ -72,9 +74,11 @@ class Search:
             cfg.evidence_threshold,
         )
         timings["gate_strength"] = round(decision.strength, 4)
-        if not decision.passed or self.no_answer is None or cfg.no_answer >= 1:
+        if self.no_answer is None or not decision.ranked or not opens(state.query):
             return decision
-        if not opens(state.query):
+        if not decision.passed:
+            return self.rescue(state, decision, timings)
+        if cfg.no_answer >= 1:
             return decision
         if domains.get(state.hits[decision.best].kb) == "legal":
             # Statutes answer in clauses the reader was not trained on: given the gold article,
@@ -82,9 +86,50 @@ class Search:
             return decision
         # The scorer weighs features of a sentence; RGB's negatives (the same event, another
         # year's figure) look as likely as the answer to it. The reader reads each sentence.
-        sentences = list(dict.fromkeys(e.sentence for e in decision.ranked))[: self.read]
-        none = min(self.no_answer(state.query, sentences), default=0.0)
+        none = min(self.no_answer(state.query, self.likeliest(decision)), default=0.0)
         timings["no_answer"] = round(none, 4)
         if none < cfg.no_answer:
             return decision
         return dataclasses.replace(decision, passed=False)  # still on topic: a refusal, sources
+
+    def likeliest(self, decision: GateDecision) -> list[str]:
+        """The scorer's likeliest distinct sentences, the ones the reader reads."""
+        return list(dict.fromkeys(e.sentence for e in decision.ranked))[: self.read]
+
+    def rescue(
+        self, state: TurnState, decision: GateDecision, timings: dict[str, float]
+    ) -> GateDecision:
+        """The scorer's refusal, overruled when the reader is sure one of its likeliest sentences
+        in the question's language answers: the scorer weighs words a question shares with a
+        sentence, and a person's paraphrase shares few ("When do you close on Fridays?" put
+        "…Friday 7:30-16:00" at 0.007). That sentence becomes the evidence, as likely as the
+        scorer's cut. The reader learnt from pairs in one language: across two it finds answers
+        anywhere ("一个班有多少个孩子？" read "3 miles" out of a pharmacy's delivery sentence)."""
+        if self.config.read_answers <= 0 or self.no_answer is None:
+            return decision
+        lang = detect_lang(state.query)
+        own = [
+            e
+            for e in decision.ranked
+            if (state.hits[e.hit].lang or detect_lang(e.sentence)) == lang
+        ]
+        sentences = list(dict.fromkeys(e.sentence for e in own))[: self.read]
+        if not sentences:
+            return decision
+        nones = list(self.no_answer(state.query, sentences))
+        i = min(range(len(nones)), key=nones.__getitem__)
+        timings["read_answers"] = round(nones[i], 4)
+        if nones[i] >= self.config.read_answers:
+            return decision
+        found = next(e for e in decision.ranked if e.sentence == sentences[i])
+        top = Evidence(found.hit, found.sentence, max(found.score, decision.cut))
+        ranked = (top, *(e for e in decision.ranked if e is not found))
+        return dataclasses.replace(
+            decision,
+            passed=True,
+            strength=top.score,
+            best=top.hit,
+            evidence=top.sentence,
+            on_topic=True,
+            ranked=ranked,
+        )

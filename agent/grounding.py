@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agent.citations import SupportScorer, citation, strip_markers, verify, with_markers
+from agent.citations import SupportScorer, citation, verify
 from agent.evidence import Evidence, asks_number
 from agent.gate import GateDecision
+from agent.markers import strip_markers, with_markers
 from agent.quantities import quantities
 from agent.refusal import REFUSAL, is_refusal
 from agent.span import ShortAnswer, asks_fact, concise, rate

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from agent.citations import strip_markers
+from agent.markers import strip_markers
 from retrieval.lang import detect_lang, has_cjk
 from retrieval.lexical import segment
 from retrieval.sentences import split_sentences

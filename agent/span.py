@@ -20,6 +20,7 @@ passes.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import re
 import threading
@@ -277,7 +278,15 @@ def warm() -> None:
         with contextlib.suppress(OSError):
             default_reader()
 
-    threading.Thread(target=load, name="span-reader-load", daemon=True).start()
+    # torch's own start-up runs here: begun in the thread, an exit during it leaves Python
+    # half torn down around torch's import.
+    import torch  # noqa: F401
+
+    thread = threading.Thread(target=load, name="span-reader-load", daemon=True)
+    thread.start()
+    # A process that ends while the reader loads (a one-off turn answered without it) would
+    # abort mid-load ("terminate called without an active exception", exit 134): it waits.
+    atexit.register(thread.join)
 
 
 def read_span(question: str, sentence: str) -> ShortAnswer | None:

@@ -75,9 +75,18 @@ def answer_contains(prediction: str, answers: Sequence[str], lang: str | None = 
     """1.0 when every answer part occurs in the prediction (RGB's scorer: required parts).
 
     Long generated answers rarely match a short span exactly; this asks whether the span is in it.
+    A currency sign is a token of its own, so "£48" holds the answer "48" and "$48" not "£48".
+
+    >>> answer_contains("It costs £48 [1].", ["48"]), answer_contains("$48", ["£48"])
+    (1.0, 0.0)
     """
-    pred = f" {' '.join(tokens(prediction, lang))} "  # spaces: whole tokens only, "no" not in "not"
-    return float(bool(answers) and all(f" {' '.join(tokens(a, lang))} " in pred for a in answers))
+
+    def words(text: str) -> str:
+        signs = "".join(f" {ch} " if unicodedata.category(ch) == "Sc" else ch for ch in text)
+        return f" {' '.join(tokens(signs, lang))} "  # spaces: whole tokens, "no" not in "not"
+
+    pred = words(prediction)
+    return float(bool(answers) and all(words(a) in pred for a in answers))
 
 
 # The first decision word wins: "No, ... may be" is a no. Chinese 不是/不能 before 是/能.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.citations import strip_markers
+from agent.markers import strip_markers
 from agent.state import DialogueStore, FeedbackRecord, TurnRecord
 from retrieval.lang import detect_lang
 from retrieval.types import DOMAINS

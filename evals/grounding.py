@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from agent.citations import SupportConfig, markers, strip_markers, supports
+from agent.citations import SupportConfig, supports
+from agent.markers import markers, strip_markers
 from agent.quantities import quantities
 from retrieval.sentences import split_sentences
 

@@ -29,8 +29,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from statistics import fmean
 
-from agent.citations import strip_markers
 from agent.grounding import QUOTE
+from agent.markers import strip_markers
 from evals.answer_metrics import (
     answer_contains,
     bleu,

@@ -44,6 +44,9 @@ def test_chinese_is_scored_by_character():
     assert answer_contains("事故造成12人死亡", ["12人"], "zh") == 1.0
     assert answer_contains("事故造成12人死亡", ["12人", "印度"], "zh") == 0.0
     assert answer_contains("It is not known.", ["no"]) == 0.0  # whole words in English
+    # A currency sign is its own token: "£48" answers "48" (own-questions scored it a miss).
+    assert answer_contains("Follow-ups cost £48 [1].", ["48"]) == 1.0
+    assert answer_contains("It costs $48.", ["£48"]) == 0.0
 
 
 @pytest.mark.parametrize(

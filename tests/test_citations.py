@@ -94,6 +94,14 @@ def test_verify_keeps_supported_citation(scorer):
     assert "1773" in c.supporting_text
 
 
+def test_verify_says_a_repeated_sentence_once(scorer):
+    # SmolLM2 wrote "The answer is: 1 [1]. The answer is: 1 [1]" over the paracetamol leaflet.
+    answer = "Scheele discovered oxygen in 1773 [1]. Scheele discovered oxygen in 1773 [1]"
+    result = verify(answer, [hit(1, OXYGEN)], scorer)
+    assert result.grounded == "Scheele discovered oxygen in 1773 [1]."
+    assert len(result.citations) == 1 and result.citations[0].verified
+
+
 def test_verify_flags_invented_sentence(scorer):
     answer = "Scheele discovered oxygen in 1773 [1]. The Eiffel Tower is 330 metres tall [1]."
     result = verify(answer, [hit(1, OXYGEN), hit(2, PANTHERS)], scorer)

@@ -12,9 +12,10 @@ import threading
 
 import pytest
 
-from agent.citations import strip_markers
+from agent.markers import strip_markers
 from agent.protocols import CancelToken, LMError
 from agent.types import Done, Retrieved, Rewritten, Token
+from retrieval.lang import has_cjk
 
 SCHEELE = "When did Carl Wilhelm Scheele discover oxygen?"
 SCHEELE_ZH = "卡尔·威尔海姆·舍勒于何时发现氧气？"
@@ -165,6 +166,46 @@ def test_an_open_question_the_reader_finds_no_answer_to_is_refused(make_manager,
     assert not reply.refused and asked == []
 
 
+def test_an_open_question_the_scorer_refuses_is_answered_when_the_reader_finds_the_answer(
+    make_manager, scripted_lm
+):
+    # evidence_threshold 1: the scorer refuses every sentence (a paraphrase sharing few words
+    # with its answer). The reader reads the three likeliest and finds the answer in one.
+    def none(question, sentences):
+        asked.append(list(sentences))
+        return [0.01 if "1773" in s and answering else 0.9 for s in sentences]
+
+    asked: list[list[str]] = []
+    answering = True
+    lm = scripted_lm([ANSWER])
+    manager = make_manager(lm, evidence_threshold=1.0, read_answers=0.05)
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s1", SCHEELE))
+    assert not reply.refused and "1773" in reply.answer and reply.citations[0].verified
+    assert 1 <= len(asked[0]) <= 3 and reply.timings["read_answers"] == 0.01
+    # No sentence reads as answered: the scorer's refusal stands, with the sources.
+    answering = False
+    lm = scripted_lm(["this must not be used"])
+    manager = make_manager(lm, evidence_threshold=1.0, read_answers=0.05)
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s2", SCHEELE))
+    assert reply.refused and reply.sources and lm.calls == []
+    assert reply.timings["read_answers"] == 0.9
+    # The reader learnt from pairs in one language: an English sentence it reads as answering
+    # a Chinese question ("一个班有多少个孩子？" → "3 miles") is not read at all.
+    seen: list[str] = []
+
+    def across(question, sentences):
+        seen.extend(sentences)
+        return [0.9 if has_cjk(s) else 0.01 for s in sentences]
+
+    manager = make_manager(scripted_lm(["unused"]), evidence_threshold=1.0, read_answers=0.05)
+    manager.search = dataclasses.replace(manager.search, no_answer=across)
+    reply = reply_of(run(manager, "s3", SCHEELE_ZH))
+    assert any(not has_cjk(h.text) for h in reply.sources), "the test needs English hits too"
+    assert reply.refused and seen and all(has_cjk(s) for s in seen)
+
+
 def test_sentence_cut_by_the_token_budget_is_dropped(make_manager, scripted_lm):
     more = " Joseph Priestley discovered oxygen in Wiltshire in 1774 [1]."
     budget = len(ANSWER.split()) + 5
@@ -231,18 +272,31 @@ def test_an_answer_without_the_number_asked_for_gives_way_to_the_evidence(
     assert reply.citations and all(c.verified for c in reply.citations)
 
 
+@pytest.mark.parametrize("intent", ["out_of_scope", "clarify"])
 def test_unsure_out_of_scope_verdict_is_a_refusal_with_sources(
-    make_manager, scripted_lm, recording_router
+    make_manager, scripted_lm, recording_router, intent
 ):
-    # The router is not sure the question is outside the documents: the user gets the knowledge
-    # path's refusal with the closest sources, never the canned out-of-scope reply.
+    # The router is not sure the question is outside the documents (or too vague: "学校的校长是谁？"
+    # over a school notice got "say more"): the user gets the knowledge path's refusal with the
+    # closest sources, never the canned out-of-scope reply or a request to rephrase.
     lm = scripted_lm(["this must not be used"])
-    events = run(make_manager(lm, recording_router("out_of_scope", "general", 0.6)), "s1", MERCURY)
+    events = run(make_manager(lm, recording_router(intent, "general", 0.6)), "s1", MERCURY)
     reply = reply_of(events)
     assert reply.route.intent == "knowledge" and reply.refused
     assert reply.answer.startswith("The knowledge base does not cover this")
     assert reply.sources and any(isinstance(e, Retrieved) for e in events)
     assert lm.calls == []
+
+
+def test_an_unsure_vague_message_that_asks_nothing_gets_the_clarifying_question(
+    make_manager, scripted_lm, recording_router
+):
+    lm = scripted_lm()
+    reply = reply_of(
+        run(make_manager(lm, recording_router("clarify", "general", 0.6)), "s1", "hmm")
+    )
+    assert reply.route.intent == "clarify" and reply.answer.startswith("Could you say")
+    assert not reply.refused and reply.sources == () and lm.calls == []
 
 
 @pytest.mark.parametrize("intent", ["clarify", "chitchat"])

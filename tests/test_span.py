@@ -4,6 +4,9 @@ everything else (a yes / no question, an unsure reader, a close runner-up) keeps
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -181,3 +184,15 @@ def test_a_rate_keeps_its_sentence():
     assert not refused and answer.startswith("资料中写道：") and "每平方米2.5元" in answer, answer
     assert [c.supporting_text for c in cites] == [fee] and cites[0].verified
     assert rate("2.5元", fee) and not rate("2.5元", "停车场收取2.5元。")
+
+
+def test_a_process_that_ends_while_the_reader_loads_exits_cleanly() -> None:
+    # A one-off turn answered without the reader (small talk, a refusal) ended the process while
+    # the background load ran: "terminate called without an active exception", exit 134.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = "from agent.span import warm; warm()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
