@@ -52,6 +52,10 @@ class TurnConfig:
     # shares few words with the sentence that answers it; docs/EVALS.md, "The reader answers");
     # 0 leaves the refusal to the scorer.
     read_answers: float = 0.02
+    # When the question is answered, the reader picks the evidence sentence among those three
+    # (in the question's language) when it reads the scorer's choice as holding no answer more
+    # likely than its own by over this (docs/EVALS.md, "The reader picks"); 1 keeps the scorer's.
+    reader_picks: float = 0.3
     # Show only sentences a passage supports; unsupported ones are dropped (and reported).
     strict: bool = True
 
@@ -64,7 +68,7 @@ class TurnConfig:
             raise ValueError(f"time_limit_s must be positive (or None), not {self.time_limit_s}")
         for name in (
             "gate_threshold", "evidence_threshold", "overrule_refusal", "second_quote",
-            "short_answer", "no_answer", "read_answers",
+            "short_answer", "no_answer", "read_answers", "reader_picks",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

@@ -90,7 +90,7 @@ class DialogueManager:
             searcher, self.finder, self.config, self._kb_domains, no_answer=read_none
         )
         cfg = self.config
-        if min(cfg.short_answer, cfg.no_answer) < 1 or cfg.read_answers > 0:
+        if min(cfg.short_answer, cfg.no_answer, cfg.reader_picks) < 1 or cfg.read_answers > 0:
             warm_reader()
 
     @property

@@ -1,8 +1,8 @@
 """Search a turn's knowledge bases and weigh what comes back with the evidence gate and, for an
-open question, the span reader (its "no answer here", and its answer where the scorer missed
-one); when the router's choice does not answer, search the other knowledge bases before refusing
-("How many DVDs can a child borrow?" reads as legal, the library rules are filed under
-education)."""
+open question, the span reader (its "no answer here", its answer where the scorer missed one,
+and its pick of the evidence sentence); when the router's choice does not answer, search the
+other knowledge bases before refusing ("How many DVDs can a child borrow?" reads as legal, the
+library rules are filed under education)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class Search:
             return decision
         if not decision.passed:
             return self.rescue(state, decision, timings)
-        if cfg.no_answer >= 1:
+        if cfg.no_answer >= 1 and cfg.reader_picks >= 1:
             return decision
         if domains.get(state.hits[decision.best].kb) == "legal":
             # Statutes answer in clauses the reader was not trained on: given the gold article,
@@ -86,11 +86,43 @@ class Search:
             return decision
         # The scorer weighs features of a sentence; RGB's negatives (the same event, another
         # year's figure) look as likely as the answer to it. The reader reads each sentence.
-        none = min(self.no_answer(state.query, self.likeliest(decision)), default=0.0)
+        sentences = self.likeliest(decision)
+        nones = dict(zip(sentences, self.no_answer(state.query, sentences), strict=True))
+        none = min(nones.values(), default=0.0)
         timings["no_answer"] = round(none, 4)
-        if none < cfg.no_answer:
+        if none >= cfg.no_answer:
+            return dataclasses.replace(decision, passed=False)  # on topic: a refusal, sources
+        return self.pick(state, decision, nones)
+
+    def pick(
+        self, state: TurnState, decision: GateDecision, nones: Mapping[str, float]
+    ) -> GateDecision:
+        """The reader's choice of evidence among the scorer's likeliest sentences (`nones`: each
+        one's P(no answer)), in the question's language, when it reads the scorer's choice as
+        holding no answer more likely by over `reader_picks`: it goes first, as likely as the
+        scorer's choice, which stays second and is quoted too ("How long do you keep my
+        prescription…?" read "2 working days" out of the sentence on when it is ready, over
+        "…kept for 4 weeks"; the reader has been sure and wrong as well: docs/EVALS.md)."""
+        if self.config.reader_picks >= 1 or decision.evidence not in nones:
             return decision
-        return dataclasses.replace(decision, passed=False)  # still on topic: a refusal, sources
+        lang = detect_lang(state.query)
+        own: dict[str, Evidence] = {}
+        for e in decision.ranked:
+            if e.sentence in nones and self.lang_of(state, e) == lang:
+                own.setdefault(e.sentence, e)
+        best = min(own, key=nones.__getitem__, default=decision.evidence)
+        if nones[decision.evidence] - nones[best] <= self.config.reader_picks:
+            return decision
+        new = own[best]
+        top = Evidence(new.hit, new.sentence, max(new.score, decision.strength))
+        ranked = (top, *(e for e in decision.ranked if e is not new))
+        return dataclasses.replace(
+            decision, strength=top.score, best=new.hit, evidence=new.sentence, ranked=ranked
+        )
+
+    @staticmethod
+    def lang_of(state: TurnState, e: Evidence) -> str:
+        return state.hits[e.hit].lang or detect_lang(e.sentence)
 
     def likeliest(self, decision: GateDecision) -> list[str]:
         """The scorer's likeliest distinct sentences, the ones the reader reads."""
@@ -108,11 +140,7 @@ class Search:
         if self.config.read_answers <= 0 or self.no_answer is None:
             return decision
         lang = detect_lang(state.query)
-        own = [
-            e
-            for e in decision.ranked
-            if (state.hits[e.hit].lang or detect_lang(e.sentence)) == lang
-        ]
+        own = [e for e in decision.ranked if self.lang_of(state, e) == lang]
         sentences = list(dict.fromkeys(e.sentence for e in own))[: self.read]
         if not sentences:
             return decision

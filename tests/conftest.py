@@ -321,15 +321,16 @@ def make_manager(tmp_path, e5_embedder, science_library):
             store=store,
             scorer=SupportScorer(e5_embedder),
             kb_domains={i.name: i.domain for i in library.list()},
-            # short_answer / no_answer 1, read_answers 0: these tests read the model's sentences
-            # and the quote; the span reader's answers and refusals have their own
-            # (tests/test_span.py, test_dialogue.py).
+            # short_answer / no_answer / reader_picks 1, read_answers 0: these tests read the
+            # model's sentences and the quote; the span reader's answers, refusals and picks
+            # have their own (tests/test_span.py, test_dialogue.py).
             config=TurnConfig(
                 **{
                     "max_new_tokens": 48,
                     "short_answer": 1.0,
                     "no_answer": 1.0,
                     "read_answers": 0.0,
+                    "reader_picks": 1.0,
                     **config,
                 }
             ),

@@ -206,6 +206,32 @@ def test_an_open_question_the_scorer_refuses_is_answered_when_the_reader_finds_t
     assert reply.refused and seen and all(has_cjk(s) for s in seen)
 
 
+def test_the_reader_picks_the_evidence_when_it_reads_the_scorers_as_holding_no_answer(
+    make_manager, scripted_lm
+):
+    # The scorer's likeliest sentence (Scheele's 1773) reads as holding no answer; another of its
+    # three likeliest reads as the answer: that one is the evidence the answer quotes.
+    asked: list[list[str]] = []
+
+    def none(question, sentences):
+        asked.append(list(sentences))
+        return [0.9 if "1773" in s else 0.01 for s in sentences]
+
+    lm = scripted_lm(["this sentence is not supported by anything."])
+    manager = make_manager(lm, reader_picks=0.3)
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s1", SCHEELE))
+    (sentences,) = asked
+    picked = next(s for s in sentences if "1773" not in s)
+    assert not reply.refused and picked.rstrip(".") in reply.answer
+    # Within the margin the scorer's choice stands.
+    lm = scripted_lm(["this sentence is not supported by anything."])
+    manager = make_manager(lm, reader_picks=0.95)
+    manager.search = dataclasses.replace(manager.search, no_answer=none)
+    reply = reply_of(run(manager, "s2", SCHEELE))
+    assert "1773" in reply.answer
+
+
 def test_sentence_cut_by_the_token_budget_is_dropped(make_manager, scripted_lm):
     more = " Joseph Priestley discovered oxygen in Wiltshire in 1774 [1]."
     budget = len(ANSWER.split()) + 5
