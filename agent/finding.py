@@ -105,28 +105,11 @@ class Search:
         "…kept for 4 weeks"; the reader has been sure and wrong as well: docs/EVALS.md)."""
         if self.config.reader_picks >= 1 or decision.evidence not in nones:
             return decision
-        lang = detect_lang(state.query)
-        own: dict[str, Evidence] = {}
-        for e in decision.ranked:
-            if e.sentence in nones and self.lang_of(state, e) == lang:
-                own.setdefault(e.sentence, e)
+        own = {s: e for s, e in self.readable(state, decision).items() if s in nones}
         best = min(own, key=nones.__getitem__, default=decision.evidence)
         if nones[decision.evidence] - nones[best] <= self.config.reader_picks:
             return decision
-        new = own[best]
-        top = Evidence(new.hit, new.sentence, max(new.score, decision.strength))
-        ranked = (top, *(e for e in decision.ranked if e is not new))
-        return dataclasses.replace(
-            decision, strength=top.score, best=new.hit, evidence=new.sentence, ranked=ranked
-        )
-
-    @staticmethod
-    def lang_of(state: TurnState, e: Evidence) -> str:
-        return state.hits[e.hit].lang or detect_lang(e.sentence)
-
-    def likeliest(self, decision: GateDecision) -> list[str]:
-        """The scorer's likeliest distinct sentences, the ones the reader reads."""
-        return list(dict.fromkeys(e.sentence for e in decision.ranked))[: self.read]
+        return _first(decision, own[best], decision.strength)
 
     def rescue(
         self, state: TurnState, decision: GateDecision, timings: dict[str, float]
@@ -139,9 +122,8 @@ class Search:
         anywhere ("一个班有多少个孩子？" read "3 miles" out of a pharmacy's delivery sentence)."""
         if self.config.read_answers <= 0 or self.no_answer is None:
             return decision
-        lang = detect_lang(state.query)
-        own = [e for e in decision.ranked if self.lang_of(state, e) == lang]
-        sentences = list(dict.fromkeys(e.sentence for e in own))[: self.read]
+        own = self.readable(state, decision)
+        sentences = list(own)[: self.read]
         if not sentences:
             return decision
         nones = list(self.no_answer(state.query, sentences))
@@ -149,15 +131,29 @@ class Search:
         timings["read_answers"] = round(nones[i], 4)
         if nones[i] >= self.config.read_answers:
             return decision
-        found = next(e for e in decision.ranked if e.sentence == sentences[i])
-        top = Evidence(found.hit, found.sentence, max(found.score, decision.cut))
-        ranked = (top, *(e for e in decision.ranked if e is not found))
-        return dataclasses.replace(
-            decision,
-            passed=True,
-            strength=top.score,
-            best=top.hit,
-            evidence=top.sentence,
-            on_topic=True,
-            ranked=ranked,
-        )
+        found = _first(decision, own[sentences[i]], decision.cut)
+        return dataclasses.replace(found, passed=True, on_topic=True)
+
+    def likeliest(self, decision: GateDecision) -> list[str]:
+        """The scorer's likeliest distinct sentences, the ones the reader reads."""
+        return list(dict.fromkeys(e.sentence for e in decision.ranked))[: self.read]
+
+    @staticmethod
+    def readable(state: TurnState, decision: GateDecision) -> dict[str, Evidence]:
+        """The ranked sentences in the question's language, most likely first, each once: the
+        reader learnt from pairs in one language."""
+        lang = detect_lang(state.query)
+        own: dict[str, Evidence] = {}
+        for e in decision.ranked:
+            if (state.hits[e.hit].lang or detect_lang(e.sentence)) == lang:
+                own.setdefault(e.sentence, e)
+        return own
+
+
+def _first(decision: GateDecision, e: Evidence, score: float) -> GateDecision:
+    """`decision` with `e` first among the ranked sentences, as the evidence, at least `score`."""
+    top = Evidence(e.hit, e.sentence, max(e.score, score))
+    ranked = (top, *(r for r in decision.ranked if r is not e))
+    return dataclasses.replace(
+        decision, strength=top.score, best=e.hit, evidence=e.sentence, ranked=ranked
+    )
